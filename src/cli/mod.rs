@@ -1,0 +1,35 @@
+//! Command-line interface: one file per command; each turns its arguments into library calls.
+
+mod info;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Find how macromolecules move in cryo-EM data and use the motions to sharpen the map.
+#[derive(Parser)]
+#[command(name = "cryomotion", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Info(info::Args),
+}
+
+/// Runs the command line; errors are printed once, with their whole chain.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

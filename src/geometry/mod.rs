@@ -1,0 +1,11 @@
+//! Rotations in RELION's conventions: ZYZ Euler angles (rot, tilt, psi) and matrices.
+//!
+//! RELION's matrix A = Rz(−psi)·Ry(−tilt)·Rz(−rot) rotates the map's coordinates into the
+//! projection frame: a projection integrates the map along the rotated z.
+
+mod euler;
+
+pub use euler::{
+    Mat3, axis_angle_to_matrix, euler_to_matrix, mat_mul, matrix_to_axis_angle, matrix_to_euler,
+    transpose,
+};
