@@ -114,6 +114,7 @@ fn data_stats(reader: &MrcReader) -> Result<Stats> {
 
 fn describe_star(path: &Path) -> Result<String> {
     let file = StarFile::read(path)?;
+    let particles = relion::read_particles_star(path);
     let mut out = String::new();
     let _ = writeln!(out, "{}: STAR file with {} data blocks", path.display(), file.blocks.len());
     for block in &file.blocks {
@@ -127,7 +128,7 @@ fn describe_star(path: &Path) -> Result<String> {
             }
         }
     }
-    match relion::particles_from_star(file, path) {
+    match particles {
         Ok(table) => describe_particles(&mut out, &table),
         Err(e) => {
             let _ = writeln!(out, "  not a particle table: {}", e.message());

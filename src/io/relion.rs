@@ -3,31 +3,71 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::images::ImagePaths;
+use crate::io::mrc::MrcReader;
 use crate::io::star::{DataBlock, StarFile, Table};
 use crate::particles::{ImageRef, OpticsGroup, Particle, ParticleCtf, ParticleTable, TableSource};
 
 /// Reads a particle STAR file of any RELION version into a typed table.
+///
+/// Where the file states no pixel size (no rlnImagePixelSize, rlnPixelSize, or detector pixel
+/// size with magnification), the first image stack's MRC header gives it, if it has one.
 pub fn read_particles_star(path: impl AsRef<Path>) -> Result<ParticleTable> {
     let path = path.as_ref();
     let file = StarFile::read(path)?;
-    particles_from_star(file, path).map_err(|e| e.with_path(path))
+    match particles_from_star(file.clone(), path, None) {
+        Err(e) if e.kind() == ErrorKind::MissingField && e.field() == Some("rlnImagePixelSize") => {
+            match pixel_size_from_first_stack(&file, path) {
+                Some(pixel_size) => particles_from_star(file, path, Some(pixel_size)),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+    .map(fill_image_sizes)
+    .map_err(|e| e.with_path(path))
 }
 
-/// Builds the typed table from a parsed STAR file (`path` is kept for image resolution).
-pub fn particles_from_star(file: StarFile, path: &Path) -> Result<ParticleTable> {
+/// Box sizes the file does not state (RELION 3.0), from each group's first stack, if found.
+fn fill_image_sizes(mut table: ParticleTable) -> ParticleTable {
+    for g in 0..table.optics_groups.len() {
+        if table.optics_groups[g].image_size.is_some() {
+            continue;
+        }
+        let Some(p) = table.particles.iter().find(|p| p.optics_group == g) else { continue };
+        let Ok(stack) = ImagePaths::default().resolve(&table.path, &p.image.path) else { continue };
+        if let Ok(reader) = MrcReader::open(stack) {
+            table.optics_groups[g].image_size = Some(reader.image_shape()[0]);
+        }
+    }
+    table
+}
+
+fn pixel_size_from_first_stack(file: &StarFile, path: &Path) -> Option<f64> {
+    let table = particles_block(file).ok()?.table()?;
+    let name = table.column("rlnImageName")?.next()?;
+    let image = ImageRef::parse(name).ok()?;
+    let stack = ImagePaths::default().resolve(path, &image.path).ok()?;
+    let header = MrcReader::open(stack).ok()?.header().clone();
+    header.has_voxel_size().then(|| header.voxel_size()[0] as f64)
+}
+
+/// Builds the typed table from a parsed STAR file (`path` is kept for image resolution);
+/// `pixel_size` is used where the file states none.
+pub fn particles_from_star(file: StarFile, path: &Path, pixel_size: Option<f64>) -> Result<ParticleTable> {
     let block = particles_block(&file)?;
     let table = block.table().expect("particles_block returns a block with a loop");
     let relion30 = file.block("optics").is_none();
     let mut optics_groups = match file.block("optics") {
-        Some(optics) => read_optics_block(optics)?,
+        Some(optics) => read_optics_block(optics, pixel_size)?,
         None => Vec::new(),
     };
     let columns = Columns::find(table);
     let mut particles = Vec::with_capacity(table.len());
     let mut groups_30: HashMap<[u64; 4], usize> = HashMap::new();
     for row in 0..table.len() {
-        let p = read_particle(table, &columns, row, relion30, &mut optics_groups, &mut groups_30)
+        let p = read_particle(table, &columns, row, relion30, pixel_size, &mut optics_groups, &mut groups_30)
             .map_err(|e| e.at_row(row + 1))?;
         particles.push(p);
     }
@@ -135,8 +175,8 @@ fn positive(v: f64, name: &str) -> Result<f64> {
 }
 
 /// Optics values that may sit in the optics block (3.1+) or on each particle (3.0).
-fn optics_from_row(t: &Table, row: usize, number: i32) -> Result<OpticsGroup> {
-    let pixel_size = pixel_size(t, row)?.ok_or_else(|| {
+fn optics_from_row(t: &Table, row: usize, number: i32, fallback_pixel_size: Option<f64>) -> Result<OpticsGroup> {
+    let pixel_size = pixel_size(t, row)?.or(fallback_pixel_size).ok_or_else(|| {
         Error::missing("no pixel size: none of rlnImagePixelSize, rlnPixelSize, or rlnDetectorPixelSize with rlnMagnification")
             .in_field("rlnImagePixelSize")
     })?;
@@ -162,7 +202,7 @@ fn optics_from_row(t: &Table, row: usize, number: i32) -> Result<OpticsGroup> {
     })
 }
 
-fn read_optics_block(block: &DataBlock) -> Result<Vec<OpticsGroup>> {
+fn read_optics_block(block: &DataBlock, fallback_pixel_size: Option<f64>) -> Result<Vec<OpticsGroup>> {
     let t = block.table().ok_or_else(|| Error::missing("data_optics has no loop_"))?;
     let col = t
         .column_index("rlnOpticsGroup")
@@ -172,9 +212,9 @@ fn read_optics_block(block: &DataBlock) -> Result<Vec<OpticsGroup>> {
         let at = |e: Error| e.at_row(row + 1).in_field("data_optics");
         let number = integer(t, row, col).map_err(at)?;
         if groups.iter().any(|g| g.number == number) {
-            return Err(at(Error::new(crate::ErrorKind::DuplicateField, format!("optics group {number} is defined twice"))));
+            return Err(at(Error::new(ErrorKind::DuplicateField, format!("optics group {number} is defined twice"))));
         }
-        groups.push(optics_from_row(t, row, number).map_err(at)?);
+        groups.push(optics_from_row(t, row, number, fallback_pixel_size).map_err(at)?);
     }
     Ok(groups)
 }
@@ -193,13 +233,14 @@ fn read_particle(
     c: &Columns,
     row: usize,
     relion30: bool,
+    fallback_pixel_size: Option<f64>,
     optics_groups: &mut Vec<OpticsGroup>,
     groups_30: &mut HashMap<[u64; 4], usize>,
 ) -> Result<Particle> {
     let image_col = c.image.ok_or_else(|| Error::missing("no _rlnImageName column").in_field("rlnImageName"))?;
     let image = ImageRef::parse(t.get(row, image_col)).map_err(|m| Error::invalid(m).in_field("rlnImageName"))?;
     let optics_group = if relion30 {
-        let optics = optics_from_row(t, row, 0)?;
+        let optics = optics_from_row(t, row, 0, fallback_pixel_size)?;
         let key = [optics.pixel_size, optics.voltage_kv, optics.spherical_aberration_mm, optics.amplitude_contrast]
             .map(f64::to_bits);
         *groups_30.entry(key).or_insert_with(|| {
@@ -354,29 +395,35 @@ fn convert_30_columns(t: &mut Table, particles: &[&Particle], table: &ParticleTa
 }
 
 fn optics_table(groups: &[OpticsGroup]) -> Result<Table> {
-    let mut t = Table::new(&[
+    let mut names = vec![
         "rlnOpticsGroup",
         "rlnOpticsGroupName",
         "rlnVoltage",
         "rlnSphericalAberration",
         "rlnAmplitudeContrast",
         "rlnImagePixelSize",
-        "rlnImageSize",
-        "rlnImageDimensionality",
         "rlnCtfDataAreCtfPremultiplied",
-    ])?;
-    for g in groups {
-        t.push_row(&[
+    ];
+    // box sizes go in only when every group's is known (the stacks were found)
+    let sizes: Option<Vec<usize>> = groups.iter().map(|g| g.image_size).collect();
+    if sizes.is_some() {
+        names.extend(["rlnImageSize", "rlnImageDimensionality"]);
+    }
+    let mut t = Table::new(&names)?;
+    for (k, g) in groups.iter().enumerate() {
+        let mut row = vec![
             g.number.to_string(),
             g.name.clone(),
             format_number(g.voltage_kv),
             format_number(g.spherical_aberration_mm),
             format_number(g.amplitude_contrast),
             format_number(g.pixel_size),
-            g.image_size.map_or("0".into(), |s| s.to_string()),
-            "2".into(),
             (g.ctf_premultiplied as u8).to_string(),
-        ])?;
+        ];
+        if let Some(sizes) = &sizes {
+            row.extend([sizes[k].to_string(), "2".into()]);
+        }
+        t.push_row(&row)?;
     }
     Ok(t)
 }

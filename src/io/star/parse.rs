@@ -45,7 +45,10 @@ impl<'a> Lexer<'a> {
             }
             if bytes[self.pos] == b'#' {
                 let end = self.text[self.pos..].find('\n').map_or(bytes.len(), |i| self.pos + i);
-                self.comments.push(self.text[self.pos..end].trim_end().to_string());
+                let line_start = self.text[..self.pos].rfind('\n').map_or(0, |i| i + 1);
+                if self.text[line_start..self.pos].trim().is_empty() {
+                    self.comments.push(self.text[self.pos..end].trim_end().to_string());
+                }
                 self.pos = end;
                 continue;
             }
@@ -121,7 +124,9 @@ pub fn parse(text: &str) -> Result<StarFile> {
     let mut blocks: Vec<DataBlock> = Vec::new();
     let mut pending = lexer.next()?;
     while let Some((token, line)) = pending.take() {
-        if !matches!(token, Token::DataBlock(_)) {
+        // keep only the comments just before a data_ line
+        let keep_comments = matches!(token, Token::DataBlock(_));
+        if !keep_comments {
             lexer.comments.clear();
         }
         match token {
@@ -134,6 +139,9 @@ pub fn parse(text: &str) -> Result<StarFile> {
                 let block = current_block(&mut blocks, "loop_", line)?;
                 let (table, next) = parse_loop(&mut lexer, line)?;
                 block.items.push(Item::Loop(table));
+                if !matches!(next, Some((Token::DataBlock(_), _))) {
+                    lexer.comments.clear();
+                }
                 pending = next;
             }
             Token::Tag(tag) => {
