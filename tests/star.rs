@@ -59,8 +59,8 @@ fn particle_tables_have_the_right_counts_and_optics() {
         // RELION 3.0: pixel size = detector pixel size (µm) × 10⁴ / magnification; box from the stack
         Expect { file: "cryodrgn_tests/empiar_10076_7.star", particles: 7, groups: 1, pixel_size: 5.0e4 / 38168.0, box_size: Some(320) },
         Expect { file: "cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star", particles: 5, groups: 1, pixel_size: 1.035, box_size: None },
-        Expect { file: "aspire_relion/sample_particles_relion31.star", particles: 17, groups: 2, pixel_size: 1.4, box_size: None },
-        Expect { file: "aspire_relion/sample_particles_relion30.star", particles: 17, groups: 2, pixel_size: 1.338, box_size: None },
+        Expect { file: "aspire_relion/sample_particles_relion31.star", particles: 17, groups: 2, pixel_size: 1.4, box_size: Some(200) },
+        Expect { file: "aspire_relion/sample_particles_relion30.star", particles: 17, groups: 2, pixel_size: 1.338, box_size: Some(200) },
         Expect { file: "aspire_relion/rln_proj_64_shifted.star", particles: 4, groups: 1, pixel_size: 1.0, box_size: Some(64) },
         Expect { file: "relion_ref/ref_it002_data.star", particles: 9, groups: 1, pixel_size: 3.54, box_size: None },
     ];
