@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::io::atoms::read_atoms;
 use crate::io::mrc::{MrcReader, Stats};
-use crate::io::npy::{NpyArray, Scalar};
+use crate::io::npy::NpyArray;
+use crate::io::pickle::{PyValue, read_pickle};
 use crate::io::star::{Item, StarFile, Table};
 use crate::io::{cs, relion};
 use crate::particles::ParticleTable;
@@ -22,6 +23,10 @@ pub enum FileKind {
     Npy,
     /// PDB or mmCIF atoms.
     Atoms,
+    /// A Python pickle of NumPy arrays (cryoDRGN poses and CTF).
+    Pickle,
+    /// A text table of numbers (.dat, .txt, .csv).
+    Text,
 }
 
 /// The kind of a file from its extension, or from its first bytes.
@@ -32,6 +37,8 @@ pub fn file_kind(path: &Path) -> Result<FileKind> {
         "star" => FileKind::Star,
         "cs" | "npy" => FileKind::Npy,
         "pdb" | "ent" | "cif" | "mmcif" => FileKind::Atoms,
+        "pkl" | "pickle" => FileKind::Pickle,
+        "dat" | "txt" | "csv" => FileKind::Text,
         _ => {
             let mut head = [0u8; 1024];
             let n = std::fs::File::open(path)
@@ -39,12 +46,14 @@ pub fn file_kind(path: &Path) -> Result<FileKind> {
                 .map_err(|e| Error::io(e, path))?;
             if head[..n].starts_with(b"\x93NUMPY") {
                 FileKind::Npy
+            } else if head[..n].starts_with(&[0x80]) {
+                FileKind::Pickle
             } else if n == 1024 && &head[208..211] == b"MAP" {
                 FileKind::Mrc
             } else if String::from_utf8_lossy(&head[..n]).contains("data_") {
                 FileKind::Star
             } else {
-                return Err(Error::unsupported("unknown file type (expected .mrc, .mrcs, .map, .star, .cs, .npy, .pdb or .cif)").with_path(path));
+                return Err(Error::unsupported("unknown file type (expected .mrc, .mrcs, .map, .star, .cs, .npy, .pkl, .pdb, .cif or a text table)").with_path(path));
             }
         }
     })
@@ -57,6 +66,8 @@ pub fn describe(path: &Path) -> Result<String> {
         FileKind::Star => describe_star(path),
         FileKind::Npy => describe_npy(path),
         FileKind::Atoms => describe_atoms(path),
+        FileKind::Pickle => describe_pickle(path),
+        FileKind::Text => describe_text(path),
     }
 }
 
@@ -234,13 +245,7 @@ fn describe_npy(path: &Path) -> Result<String> {
     );
     if structured {
         for f in &array.fields {
-            let ty = match f.scalar {
-                Scalar::Int(n) => format!("int{}", 8 * n),
-                Scalar::UInt(n) => format!("uint{}", 8 * n),
-                Scalar::Float(n) => format!("float{}", 8 * n),
-                Scalar::Bool => "bool".into(),
-                Scalar::Bytes(n) => format!("bytes[{n}]"),
-            };
+            let ty = f.scalar.name();
             let shape = if f.shape.is_empty() { String::new() } else { format!("{:?}", f.shape) };
             let _ = writeln!(out, "    {:<32} {ty}{shape}", f.name);
         }
@@ -285,5 +290,70 @@ fn describe_atoms(path: &Path) -> Result<String> {
     let _ = writeln!(out, "  centre             {:.2}, {:.2}, {:.2} Å", centre[0], centre[1], centre[2]);
     let ca = atoms.iter().filter(|a| a.name == "CA" || a.name == "P").count();
     let _ = writeln!(out, "  CA/P atoms         {ca}");
+    Ok(out)
+}
+
+fn describe_pickle(path: &Path) -> Result<String> {
+    let value = read_pickle(path)?;
+    let mut out = format!("{}: Python pickle (read without running code)\n", path.display());
+    describe_py(&mut out, &value, 1);
+    Ok(out)
+}
+
+fn describe_py(out: &mut String, value: &PyValue, depth: usize) {
+    let indent = "  ".repeat(depth);
+    match value {
+        PyValue::Array(a) => {
+            let values = a.values().unwrap_or_default();
+            let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let range = if values.is_empty() { String::new() } else { format!(", values {} .. {}", short(lo), short(hi)) };
+            let _ = writeln!(out, "{indent}NumPy array, shape {:?}, {}{range}", a.shape, a.fields[0].scalar.name());
+        }
+        PyValue::Tuple(items) | PyValue::List(items) => {
+            let kind = if matches!(value, PyValue::Tuple(_)) { "tuple" } else { "list" };
+            let _ = writeln!(out, "{indent}{kind} of {} items", items.len());
+            for item in items.iter().take(20) {
+                describe_py(out, item, depth + 1);
+            }
+        }
+        other => {
+            let _ = writeln!(out, "{indent}{other:?}");
+        }
+    }
+}
+
+/// Whitespace- or comma-separated numbers: rows, columns and the range of each column.
+fn describe_text(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(e, path))?;
+    let mut columns: Vec<(f64, f64)> = Vec::new();
+    let mut rows = 0;
+    for (k, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ',').filter(|f| !f.is_empty()).collect();
+        if rows == 0 {
+            columns = vec![(f64::INFINITY, f64::NEG_INFINITY); fields.len()];
+        } else if fields.len() != columns.len() {
+            return Err(Error::format(format!("{} values where the first row has {}", fields.len(), columns.len()))
+                .at_line(k + 1)
+                .with_path(path));
+        }
+        for (c, f) in fields.iter().enumerate() {
+            let v: f64 = f.parse().map_err(|_| {
+                Error::invalid(format!("'{f}' is not a number")).at_line(k + 1).in_field(format!("column {}", c + 1)).with_path(path)
+            })?;
+            columns[c] = (columns[c].0.min(v), columns[c].1.max(v));
+        }
+        rows += 1;
+    }
+    let mut out = format!("{}: text table, {rows} rows × {} columns\n", path.display(), columns.len());
+    for (c, (lo, hi)) in columns.iter().enumerate().take(40) {
+        let _ = writeln!(out, "  column {:<4} {} .. {}", c + 1, short(*lo), short(*hi));
+    }
+    if columns.len() > 40 {
+        let _ = writeln!(out, "  ... {} more columns", columns.len() - 40);
+    }
     Ok(out)
 }

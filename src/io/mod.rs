@@ -1,5 +1,5 @@
 //! File formats, at the edges of the program: MRC maps and stacks, STAR, cryoSPARC .cs (NumPy),
-//! PDB/mmCIF atoms; and the particle table's conversion to and from STAR and .cs.
+//! PDB/mmCIF atoms, NumPy arrays in pickles; and the particle table's conversion to and from STAR and .cs.
 
 pub mod atomic;
 pub mod atoms;
@@ -7,5 +7,6 @@ pub mod cs;
 pub mod images;
 pub mod mrc;
 pub mod npy;
+pub mod pickle;
 pub mod relion;
 pub mod star;

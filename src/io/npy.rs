@@ -20,6 +20,17 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// NumPy's name of the type (e.g. "float32", "bytes[12]").
+    pub fn name(self) -> String {
+        match self {
+            Scalar::Int(n) => format!("int{}", 8 * n),
+            Scalar::UInt(n) => format!("uint{}", 8 * n),
+            Scalar::Float(n) => format!("float{}", 8 * n),
+            Scalar::Bool => "bool".into(),
+            Scalar::Bytes(n) => format!("bytes[{n}]"),
+        }
+    }
+
     fn size(self) -> usize {
         match self {
             Scalar::Int(n) | Scalar::UInt(n) | Scalar::Float(n) | Scalar::Bytes(n) => n,
@@ -132,6 +143,21 @@ impl NpyArray {
         bytes.drain(..end);
         bytes.truncate(needed);
         Ok(NpyArray { fields, shape, record_bytes, data: bytes })
+    }
+
+    /// A plain array of type `code` (e.g. `<f4`) and `shape` over raw little- or big-endian data.
+    pub fn plain(code: &str, shape: Vec<usize>, data: Vec<u8>) -> Result<Self> {
+        let (scalar, big_endian) = parse_code(code, "")?;
+        let n: usize = shape.iter().product();
+        if data.len() != n * scalar.size() {
+            return Err(Error::format(format!(
+                "array of shape {shape:?} and type {code} needs {} bytes, found {}",
+                n * scalar.size(),
+                data.len()
+            )));
+        }
+        let field = Field { name: String::new(), scalar, big_endian, shape: vec![1], offset: 0 };
+        Ok(NpyArray { fields: vec![field], shape, record_bytes: scalar.size(), data })
     }
 
     /// Number of records.
