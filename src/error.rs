@@ -41,15 +41,7 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            path: None,
-            line: None,
-            row: None,
-            field: None,
-            source: None,
-        }
+        Error { kind, message: message.into(), path: None, line: None, row: None, field: None, source: None }
     }
 
     /// A format error.
@@ -164,9 +156,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -181,10 +171,7 @@ mod tests {
             .at_row(3)
             .at_line(17)
             .with_path("particles.star");
-        assert_eq!(
-            e.to_string(),
-            "particles.star: line 17: row 3: field 'rlnDefocusU': not a number: 'abc'"
-        );
+        assert_eq!(e.to_string(), "particles.star: line 17: row 3: field 'rlnDefocusU': not a number: 'abc'");
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
     }
 

@@ -5,12 +5,13 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::atoms::read_atoms;
+use crate::io::images::{ImagePaths, ParticleImages};
 use crate::io::mrc::{MrcReader, Stats};
 use crate::io::npy::NpyArray;
 use crate::io::pickle::{PyValue, read_pickle};
 use crate::io::star::{Item, StarFile, Table};
 use crate::io::{cs, relion};
-use crate::particles::ParticleTable;
+use crate::particles::{ParticleTable, ParticleValue};
 
 /// The kinds of file `describe` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,21 +77,41 @@ fn describe_mrc(path: &Path) -> Result<String> {
     let h = reader.header();
     let mut out = String::new();
     let [nx, ny, nz] = h.dims_xyz();
-    let kind = if h.is_stack() { format!("image stack of {} images", reader.image_count()) } else { "volume".to_string() };
+    let mrcs = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mrcs"));
+    let kind = if h.is_stack() || mrcs {
+        format!("image stack of {} images", reader.image_count())
+    } else {
+        "volume".to_string()
+    };
     let _ = writeln!(out, "{}: MRC {kind}", path.display());
     let _ = writeln!(out, "  size (x, y, z)     {nx} × {ny} × {nz}");
     let _ = writeln!(out, "  mode               {} ({})", h.mode.number(), h.mode.name());
     let vs = h.voxel_size();
     let unset = if h.has_voxel_size() { "" } else { " (cell unset: assumed)" };
     let _ = writeln!(out, "  voxel size         {:.4} × {:.4} × {:.4} Å{unset}", vs[0], vs[1], vs[2]);
-    let _ = writeln!(out, "  origin             {:.3}, {:.3}, {:.3} Å", h.origin[0], h.origin[1], h.origin[2]);
+    let _ =
+        writeln!(out, "  origin             {:.3}, {:.3}, {:.3} Å", h.origin[0], h.origin[1], h.origin[2]);
     let _ = writeln!(out, "  start (n[xyz]start) {}, {}, {}", h.start[0], h.start[1], h.start[2]);
-    let _ = writeln!(out, "  axis order         mapc/mapr/maps = {}, {}, {}", h.axis_order[0], h.axis_order[1], h.axis_order[2]);
+    let _ = writeln!(
+        out,
+        "  axis order         mapc/mapr/maps = {}, {}, {}",
+        h.axis_order[0], h.axis_order[1], h.axis_order[2]
+    );
     let _ = writeln!(out, "  space group        {}", h.ispg);
     let exttyp = String::from_utf8_lossy(&h.exttyp).trim_matches(char::from(0)).to_string();
-    let _ = writeln!(out, "  extended header    {} bytes{}", h.nsymbt, if exttyp.is_empty() { String::new() } else { format!(" ({exttyp})") });
-    let _ = writeln!(out, "  byte order         {}", if h.big_endian { "big-endian" } else { "little-endian" });
-    let _ = writeln!(out, "  header statistics  min {:.4}  max {:.4}  mean {:.4}  rms {:.4}", h.dmin, h.dmax, h.dmean, h.rms);
+    let _ = writeln!(
+        out,
+        "  extended header    {} bytes{}",
+        h.nsymbt,
+        if exttyp.is_empty() { String::new() } else { format!(" ({exttyp})") }
+    );
+    let _ =
+        writeln!(out, "  byte order         {}", if h.big_endian { "big-endian" } else { "little-endian" });
+    let _ = writeln!(
+        out,
+        "  header statistics  min {:.4}  max {:.4}  mean {:.4}  rms {:.4}",
+        h.dmin, h.dmax, h.dmean, h.rms
+    );
     let stats = data_stats(&reader)?;
     let _ = writeln!(
         out,
@@ -165,8 +186,8 @@ fn describe_table(out: &mut String, table: &Table) {
             }
         }
         let summary = match range {
-            Some((lo, hi)) if table.len() > 0 => format!("{} .. {}", short(lo), short(hi)),
-            _ if table.len() > 0 => format!("e.g. {}", table.get(0, c)),
+            Some((lo, hi)) if !table.is_empty() => format!("{} .. {}", short(lo), short(hi)),
+            _ if !table.is_empty() => format!("e.g. {}", table.get(0, c)),
             _ => String::new(),
         };
         let _ = writeln!(out, "      _{name:<34} {summary}");
@@ -187,8 +208,18 @@ fn describe_particles(out: &mut String, table: &ParticleTable) {
     let _ = writeln!(out, "  particles          {}", table.len());
     let _ = writeln!(out, "  poses              {}", if table.has_poses { "yes" } else { "no" });
     let _ = writeln!(out, "  CTF                {}", if table.has_ctf { "yes" } else { "no" });
-    let stacks: std::collections::BTreeSet<&str> = table.particles.iter().map(|p| p.image.path.as_str()).collect();
+    let stacks: std::collections::BTreeSet<&str> =
+        table.particles.iter().map(|p| p.image.path.as_str()).collect();
     let _ = writeln!(out, "  image stacks       {}", stacks.len());
+    match ParticleImages::open(table, &ImagePaths::default()) {
+        Ok(images) => {
+            let [nx, ny] = images.shape();
+            let _ = writeln!(out, "  images             all found, {nx} × {ny} px");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  images             not readable: {}", e.message());
+        }
+    }
     let halves = [1u8, 2].map(|s| table.particles.iter().filter(|p| p.random_subset == Some(s)).count());
     if halves[0] + halves[1] > 0 {
         let _ = writeln!(out, "  half sets          {} / {}", halves[0], halves[1]);
@@ -210,7 +241,7 @@ fn describe_particles(out: &mut String, table: &ParticleTable) {
             if optics.ctf_premultiplied { "  CTF-premultiplied" } else { "" }
         );
     }
-    let ranges: [(&str, fn(&crate::particles::Particle) -> f64); 7] = [
+    let ranges: [(&str, ParticleValue); 7] = [
         ("rot (deg)", |p| p.euler_deg[0]),
         ("tilt (deg)", |p| p.euler_deg[1]),
         ("psi (deg)", |p| p.euler_deg[2]),
@@ -263,7 +294,13 @@ fn describe_atoms(path: &Path) -> Result<String> {
     let model = read_atoms(path)?;
     let atoms = model.atoms();
     let mut out = String::new();
-    let _ = writeln!(out, "{}: atomic model, {} model(s), {} atoms in the first", path.display(), model.models.len(), atoms.len());
+    let _ = writeln!(
+        out,
+        "{}: atomic model, {} model(s), {} atoms in the first",
+        path.display(),
+        model.models.len(),
+        atoms.len()
+    );
     let mut chains: Vec<(&str, std::collections::BTreeSet<(i64, &str)>)> = Vec::new();
     for a in atoms {
         match chains.iter_mut().find(|(c, _)| *c == a.chain) {
@@ -274,7 +311,12 @@ fn describe_atoms(path: &Path) -> Result<String> {
         }
     }
     for (chain, residues) in &chains {
-        let _ = writeln!(out, "  chain {:<4} {} residues", if chain.is_empty() { "-" } else { chain }, residues.len());
+        let _ = writeln!(
+            out,
+            "  chain {:<4} {} residues",
+            if chain.is_empty() { "-" } else { chain },
+            residues.len()
+        );
     }
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
@@ -286,7 +328,11 @@ fn describe_atoms(path: &Path) -> Result<String> {
             centre[k] += a.position[k] / atoms.len() as f64;
         }
     }
-    let _ = writeln!(out, "  bounding box       x {:.2} .. {:.2}, y {:.2} .. {:.2}, z {:.2} .. {:.2} Å", lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]);
+    let _ = writeln!(
+        out,
+        "  bounding box       x {:.2} .. {:.2}, y {:.2} .. {:.2}, z {:.2} .. {:.2} Å",
+        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]
+    );
     let _ = writeln!(out, "  centre             {:.2}, {:.2}, {:.2} Å", centre[0], centre[1], centre[2]);
     let ca = atoms.iter().filter(|a| a.name == "CA" || a.name == "P").count();
     let _ = writeln!(out, "  CA/P atoms         {ca}");
@@ -305,9 +351,19 @@ fn describe_py(out: &mut String, value: &PyValue, depth: usize) {
     match value {
         PyValue::Array(a) => {
             let values = a.values().unwrap_or_default();
-            let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-            let range = if values.is_empty() { String::new() } else { format!(", values {} .. {}", short(lo), short(hi)) };
-            let _ = writeln!(out, "{indent}NumPy array, shape {:?}, {}{range}", a.shape, a.fields[0].scalar.name());
+            let (lo, hi) =
+                values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let range = if values.is_empty() {
+                String::new()
+            } else {
+                format!(", values {} .. {}", short(lo), short(hi))
+            };
+            let _ = writeln!(
+                out,
+                "{indent}NumPy array, shape {:?}, {}{range}",
+                a.shape,
+                a.fields[0].scalar.name()
+            );
         }
         PyValue::Tuple(items) | PyValue::List(items) => {
             let kind = if matches!(value, PyValue::Tuple(_)) { "tuple" } else { "list" };
@@ -332,17 +388,25 @@ fn describe_text(path: &Path) -> Result<String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ',').filter(|f| !f.is_empty()).collect();
+        let fields: Vec<&str> =
+            line.split(|c: char| c.is_whitespace() || c == ',').filter(|f| !f.is_empty()).collect();
         if rows == 0 {
             columns = vec![(f64::INFINITY, f64::NEG_INFINITY); fields.len()];
         } else if fields.len() != columns.len() {
-            return Err(Error::format(format!("{} values where the first row has {}", fields.len(), columns.len()))
-                .at_line(k + 1)
-                .with_path(path));
+            return Err(Error::format(format!(
+                "{} values where the first row has {}",
+                fields.len(),
+                columns.len()
+            ))
+            .at_line(k + 1)
+            .with_path(path));
         }
         for (c, f) in fields.iter().enumerate() {
             let v: f64 = f.parse().map_err(|_| {
-                Error::invalid(format!("'{f}' is not a number")).at_line(k + 1).in_field(format!("column {}", c + 1)).with_path(path)
+                Error::invalid(format!("'{f}' is not a number"))
+                    .at_line(k + 1)
+                    .in_field(format!("column {}", c + 1))
+                    .with_path(path)
             })?;
             columns[c] = (columns[c].0.min(v), columns[c].1.max(v));
         }

@@ -111,6 +111,9 @@ pub struct Particle {
     pub random_subset: Option<u8>,
 }
 
+/// A number read off a particle (for tables of columns and summaries).
+pub type ParticleValue = fn(&Particle) -> f64;
+
 /// Where a table came from, kept to write subsets back with every original field.
 #[derive(Clone, Debug)]
 pub enum TableSource {

@@ -33,17 +33,25 @@ fn mmcif_and_pdb_of_1ake_agree_atom_by_atom() {
     let pdb_atoms: Vec<&Atom> = pdb.atoms().iter().filter(|a| !a.hetero).collect();
     assert_eq!(chain_a.len(), pdb_atoms.len());
     for (a, b) in chain_a.iter().zip(&pdb_atoms) {
-        assert_eq!((&a.name, &a.residue_name, a.residue_number), (&b.name, &b.residue_name, b.residue_number));
+        assert_eq!(
+            (&a.name, &a.residue_name, a.residue_number),
+            (&b.name, &b.residue_name, b.residue_number)
+        );
         assert!((a.b_factor - b.b_factor).abs() < 1e-2);
         assert_eq!(a.element, b.element);
     }
     // ProDy moved chain A into another frame: the two agree up to a rigid motion,
     // so every interatomic distance is the same
-    let dist = |p: [f64; 3], q: [f64; 3]| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
+    let dist = |p: [f64; 3], q: [f64; 3]| {
+        ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt()
+    };
     let n = chain_a.len();
     for i in (0..n).step_by(13) {
         let j = (i * 7 + 101) % n;
-        let (dc, dp) = (dist(chain_a[i].position, chain_a[j].position), dist(pdb_atoms[i].position, pdb_atoms[j].position));
+        let (dc, dp) = (
+            dist(chain_a[i].position, chain_a[j].position),
+            dist(pdb_atoms[i].position, pdb_atoms[j].position),
+        );
         assert!((dc - dp).abs() < 5e-3, "atoms {i}, {j}: {dc} vs {dp}");
     }
 }

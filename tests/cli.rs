@@ -28,7 +28,15 @@ fn info_reports_what_a_user_needs() {
     let out = cryomotion(&["info".as_ref(), star.as_os_str(), map.as_os_str()]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for expected in ["particles          10", "4.88 Å/px", "box 48", "half sets          5 / 5", "100 × 100 × 100", "3.5400 × 3.5400 × 3.5400 Å", "-3.540, -3.540, -3.540 Å"] {
+    for expected in [
+        "particles          10",
+        "4.88 Å/px",
+        "box 48",
+        "half sets          5 / 5",
+        "100 × 100 × 100",
+        "3.5400 × 3.5400 × 3.5400 Å",
+        "-3.540, -3.540, -3.540 Å",
+    ] {
         assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
     }
 }
@@ -54,4 +62,16 @@ fn every_command_has_help() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Example"));
     let out = cryomotion(&["--help".as_ref()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("info"));
+}
+
+#[test]
+fn the_readme_example_finds_its_images() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let star = root.join("examples/data/trpv1_particles.star");
+    let map = root.join("examples/data/trpv1_map.mrc");
+    let out = cryomotion(&["info".as_ref(), star.as_os_str(), map.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("images             all found, 48 × 48 px"), "{text}");
+    assert!(text.contains("mode               12 (float16)"), "{text}");
 }

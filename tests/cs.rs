@@ -143,6 +143,12 @@ fn cryodrgn_pickles_hold_the_same_arrays_as_its_npy_files() {
     let PyValue::Tuple(pose) = read_pickle(shared("cryodrgn_golden/PfCRT_pose_D300.pkl")).unwrap() else {
         panic!("poses are a (rotations, translations) tuple")
     };
-    assert_eq!(array(&pose[0]).values().unwrap(), npy("cryodrgn_golden/PfCRT_D300_rot.npy").values().unwrap());
-    assert_eq!(array(&pose[1]).values().unwrap(), npy("cryodrgn_golden/PfCRT_D300_trans.npy").values().unwrap());
+    assert_eq!(
+        array(&pose[0]).values().unwrap(),
+        npy("cryodrgn_golden/PfCRT_D300_rot.npy").values().unwrap()
+    );
+    assert_eq!(
+        array(&pose[1]).values().unwrap(),
+        npy("cryodrgn_golden/PfCRT_D300_trans.npy").values().unwrap()
+    );
 }

@@ -55,7 +55,12 @@ fn header_statistics_written_by_other_programs_match_the_data() {
         let tol = 1e-3 * (h.dmax - h.dmin) as f64;
         assert!((stats.min - h.dmin as f64).abs() <= tol, "{rel}: min {} vs header {}", stats.min, h.dmin);
         assert!((stats.max - h.dmax as f64).abs() <= tol, "{rel}: max {} vs header {}", stats.max, h.dmax);
-        assert!((stats.mean() - h.dmean as f64).abs() <= tol, "{rel}: mean {} vs header {}", stats.mean(), h.dmean);
+        assert!(
+            (stats.mean() - h.dmean as f64).abs() <= tol,
+            "{rel}: mean {} vs header {}",
+            stats.mean(),
+            h.dmean
+        );
     }
 }
 
@@ -261,4 +266,15 @@ fn every_real_mrc_file_opens() {
 fn header_to_bytes_is_what_parse_reads() {
     let h = MrcHeader::new([3, 4, 5], Mode::Float32, [1.1, 1.2, 1.3], [7.0, 8.0, 9.0]);
     assert_eq!(MrcHeader::parse(&h.to_bytes()).unwrap(), h);
+}
+
+#[test]
+fn in_memory_reads_equal_file_reads() {
+    let path = shared("mrcfile_emdb/EMD-3001.map");
+    let from_file = MrcReader::open(&path).unwrap().read_volume().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let from_memory = MrcReader::from_bytes(bytes.clone(), "embedded.map").unwrap().read_volume().unwrap();
+    assert_eq!(from_file, from_memory);
+    let e = MrcReader::from_bytes(bytes[..2000].to_vec(), "embedded.map").unwrap_err();
+    assert!(e.to_string().starts_with("embedded.map") && e.to_string().contains("truncated"), "{e}");
 }

@@ -30,7 +30,10 @@ fn block_and_row_counts_of_real_files() {
     let fsc = post.block("fsc").unwrap().table().unwrap();
     assert_eq!(fsc.len(), 49);
     assert!(fsc.has_column("rlnFourierShellCorrelationCorrected"));
-    assert_eq!(post.block("general").unwrap().pair("rlnFinalResolution").map(|v| v.parse::<f64>().is_ok()), Some(true));
+    assert_eq!(
+        post.block("general").unwrap().pair("rlnFinalResolution").map(|v| v.parse::<f64>().is_ok()),
+        Some(true)
+    );
 
     let model = StarFile::read(shared("aspire_relion/sample_data_model.star")).unwrap();
     assert!(model.block("model_class_1").unwrap().table().unwrap().has_column("rlnGoldStandardFsc"));
@@ -51,18 +54,84 @@ struct Expect {
 #[test]
 fn particle_tables_have_the_right_counts_and_optics() {
     let cases = [
-        Expect { file: "cryojax_trpv1/trpv1_small_stack.star", particles: 10, groups: 1, pixel_size: 4.88, box_size: Some(48) },
-        Expect { file: "cryodrgn_tests/relion31.star", particles: 5, groups: 1, pixel_size: 2.806, box_size: Some(256) },
-        Expect { file: "cryodrgn_tests/relion31.v2.star", particles: 5, groups: 1, pixel_size: 2.806, box_size: Some(256) },
-        Expect { file: "cryodrgn_tests/relion31.6opticsgroups.star", particles: 139, groups: 6, pixel_size: 1.25, box_size: Some(196) },
-        Expect { file: "cryodrgn_tests/relion5.star", particles: 17, groups: 1, pixel_size: 0.89, box_size: Some(448) },
+        Expect {
+            file: "cryojax_trpv1/trpv1_small_stack.star",
+            particles: 10,
+            groups: 1,
+            pixel_size: 4.88,
+            box_size: Some(48),
+        },
+        Expect {
+            file: "cryodrgn_tests/relion31.star",
+            particles: 5,
+            groups: 1,
+            pixel_size: 2.806,
+            box_size: Some(256),
+        },
+        Expect {
+            file: "cryodrgn_tests/relion31.v2.star",
+            particles: 5,
+            groups: 1,
+            pixel_size: 2.806,
+            box_size: Some(256),
+        },
+        Expect {
+            file: "cryodrgn_tests/relion31.6opticsgroups.star",
+            particles: 139,
+            groups: 6,
+            pixel_size: 1.25,
+            box_size: Some(196),
+        },
+        Expect {
+            file: "cryodrgn_tests/relion5.star",
+            particles: 17,
+            groups: 1,
+            pixel_size: 0.89,
+            box_size: Some(448),
+        },
         // RELION 3.0: pixel size = detector pixel size (µm) × 10⁴ / magnification; box from the stack
-        Expect { file: "cryodrgn_tests/empiar_10076_7.star", particles: 7, groups: 1, pixel_size: 5.0e4 / 38168.0, box_size: Some(320) },
-        Expect { file: "cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star", particles: 5, groups: 1, pixel_size: 1.035, box_size: None },
-        Expect { file: "aspire_relion/sample_particles_relion31.star", particles: 17, groups: 2, pixel_size: 1.4, box_size: Some(200) },
-        Expect { file: "aspire_relion/sample_particles_relion30.star", particles: 17, groups: 2, pixel_size: 1.338, box_size: Some(200) },
-        Expect { file: "aspire_relion/rln_proj_64_shifted.star", particles: 4, groups: 1, pixel_size: 1.0, box_size: Some(64) },
-        Expect { file: "relion_ref/ref_it002_data.star", particles: 9, groups: 1, pixel_size: 3.54, box_size: None },
+        Expect {
+            file: "cryodrgn_tests/empiar_10076_7.star",
+            particles: 7,
+            groups: 1,
+            pixel_size: 5.0e4 / 38168.0,
+            box_size: Some(320),
+        },
+        Expect {
+            file: "cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star",
+            particles: 5,
+            groups: 1,
+            pixel_size: 1.035,
+            box_size: None,
+        },
+        Expect {
+            file: "aspire_relion/sample_particles_relion31.star",
+            particles: 17,
+            groups: 2,
+            pixel_size: 1.4,
+            box_size: Some(200),
+        },
+        Expect {
+            file: "aspire_relion/sample_particles_relion30.star",
+            particles: 17,
+            groups: 2,
+            pixel_size: 1.338,
+            box_size: Some(200),
+        },
+        Expect {
+            file: "aspire_relion/rln_proj_64_shifted.star",
+            particles: 4,
+            groups: 1,
+            pixel_size: 1.0,
+            box_size: Some(64),
+        },
+        Expect {
+            file: "relion_ref/ref_it002_data.star",
+            particles: 9,
+            groups: 1,
+            pixel_size: 3.54,
+            box_size: None,
+        },
     ];
     for c in cases {
         let t = read_particles_star(shared(c.file)).unwrap_or_else(|e| panic!("{e}"));
@@ -81,10 +150,16 @@ fn trpv1_values_spot_checked() {
     assert_eq!(p.image.path, "./batch_0_restacked.mrc");
     assert_eq!(p.euler_deg, [-30.073301, 137.509323, 167.963364]);
     assert_eq!(p.origin_angstrom, [-8.149219, -6.120969]);
-    assert_eq!((p.ctf.defocus_u_angstrom, p.ctf.defocus_v_angstrom, p.ctf.defocus_angle_deg), (14657.509766, 15222.730469, 53.749996));
+    assert_eq!(
+        (p.ctf.defocus_u_angstrom, p.ctf.defocus_v_angstrom, p.ctf.defocus_angle_deg),
+        (14657.509766, 15222.730469, 53.749996)
+    );
     assert_eq!(p.random_subset, Some(2));
     let g = t.optics_of(9);
-    assert_eq!((g.number, g.voltage_kv, g.spherical_aberration_mm, g.amplitude_contrast), (7, 300.0, 2.0, 0.1));
+    assert_eq!(
+        (g.number, g.voltage_kv, g.spherical_aberration_mm, g.amplitude_contrast),
+        (7, 300.0, 2.0, 0.1)
+    );
 }
 
 #[test]
@@ -94,7 +169,8 @@ fn relion30_pixel_origins_become_angstroms() {
     assert_eq!(t.particles[0].origin_angstrom, [6.0, 10.0]);
     assert_eq!(t.particles[3].origin_angstrom, [-13.0, -3.0]);
     // RELION 3.0 file: rlnOriginX in pixels × (5 µm / 38168 … here PfCRT 1.035 Å)
-    let t = read_particles_star(shared("cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star")).unwrap();
+    let t =
+        read_particles_star(shared("cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star")).unwrap();
     let raw = StarFile::read(shared("cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star")).unwrap();
     let table = raw.blocks[0].table().unwrap();
     let ox: Vec<f64> = table.column("rlnOriginX").unwrap().map(|v| v.parse().unwrap()).collect();
@@ -105,7 +181,8 @@ fn relion30_pixel_origins_become_angstroms() {
 
 #[test]
 fn pfcrt_matches_cryodrgn_parse() {
-    let t = read_particles_star(shared("cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star")).unwrap();
+    let t =
+        read_particles_star(shared("cryodrgn_tests/FinalRefinement-OriginalParticles-PfCRT.star")).unwrap();
     let rot = NpyArray::read(shared("cryodrgn_golden/PfCRT_D300_rot.npy")).unwrap().values().unwrap();
     let trans = NpyArray::read(shared("cryodrgn_golden/PfCRT_D300_trans.npy")).unwrap().values().unwrap();
     let ctf = NpyArray::read(shared("cryodrgn_golden/PfCRT_ctf.npy")).unwrap().values().unwrap();
@@ -122,7 +199,17 @@ fn pfcrt_matches_cryodrgn_parse() {
         }
         let row = &ctf[9 * i..9 * i + 9];
         let g = t.optics_of(i);
-        let ours = [300.0, g.pixel_size, p.ctf.defocus_u_angstrom, p.ctf.defocus_v_angstrom, p.ctf.defocus_angle_deg, g.voltage_kv, g.spherical_aberration_mm, g.amplitude_contrast, p.ctf.phase_shift_deg];
+        let ours = [
+            300.0,
+            g.pixel_size,
+            p.ctf.defocus_u_angstrom,
+            p.ctf.defocus_v_angstrom,
+            p.ctf.defocus_angle_deg,
+            g.voltage_kv,
+            g.spherical_aberration_mm,
+            g.amplitude_contrast,
+            p.ctf.phase_shift_deg,
+        ];
         for (k, (a, b)) in ours.iter().zip(row).enumerate() {
             if k == 7 {
                 // no rlnAmplitudeContrast in the file: RELION's default is 0 (ctf.cpp), cryoDRGN's 0.1
@@ -178,16 +265,26 @@ fn particle_tables_write_back_with_every_column() {
         assert_same_particles(&original, &back);
         // every column other than the RELION 3.0 optics and pixel-origin columns is kept
         let raw = StarFile::read(&source).unwrap();
-        let raw_table = raw.blocks.iter().find_map(|b| b.table().filter(|t| t.has_column("rlnImageName"))).unwrap();
+        let raw_table =
+            raw.blocks.iter().find_map(|b| b.table().filter(|t| t.has_column("rlnImageName"))).unwrap();
         let written = StarFile::read(&out).unwrap();
         let written_table = written.block("particles").unwrap().table().unwrap();
-        let moved = ["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnMagnification", "rlnDetectorPixelSize", "rlnOriginX", "rlnOriginY"];
+        let moved = [
+            "rlnVoltage",
+            "rlnSphericalAberration",
+            "rlnAmplitudeContrast",
+            "rlnMagnification",
+            "rlnDetectorPixelSize",
+            "rlnOriginX",
+            "rlnOriginY",
+        ];
         for name in raw_table.column_names() {
             if raw.block("optics").is_none() && moved.contains(&name) {
                 continue;
             }
             let before: Vec<&str> = raw_table.column(name).unwrap().collect();
-            let after: Vec<&str> = written_table.column(name).unwrap_or_else(|| panic!("{rel}: {name} lost")).collect();
+            let after: Vec<&str> =
+                written_table.column(name).unwrap_or_else(|| panic!("{rel}: {name} lost")).collect();
             assert_eq!(before, after, "{rel}: column {name}");
         }
     }
@@ -217,7 +314,8 @@ fn image_paths_resolve_from_the_star_directory_upwards() {
     let project = dir.path();
     std::fs::create_dir_all(project.join("Refine3D/job010")).unwrap();
     std::fs::create_dir_all(project.join("Extract")).unwrap();
-    std::fs::copy(shared("cryojax_trpv1/trpv1_small_stack.mrcs"), project.join("Extract/particles.mrcs")).unwrap();
+    std::fs::copy(shared("cryojax_trpv1/trpv1_small_stack.mrcs"), project.join("Extract/particles.mrcs"))
+        .unwrap();
     let text = std::fs::read_to_string(shared("cryojax_trpv1/trpv1_small_stack.star"))
         .unwrap()
         .replace("./batch_0_restacked.mrc", "Extract/particles.mrcs");
@@ -263,13 +361,15 @@ fn index_beyond_stack_and_mixed_boxes_name_the_row() {
     let header = "data_particles\nloop_\n_rlnImageName\n_rlnImagePixelSize\n";
     let beyond = dir.path().join("beyond.star");
     std::fs::write(&beyond, format!("{header}1@a.mrcs 1.0\n11@a.mrcs 1.0\n")).unwrap();
-    let e = ParticleImages::open(&read_particles_star(&beyond).unwrap(), &ImagePaths::default()).err().unwrap();
+    let e =
+        ParticleImages::open(&read_particles_star(&beyond).unwrap(), &ImagePaths::default()).err().unwrap();
     let msg = e.to_string();
     assert!(msg.contains("row 2") && msg.contains("image 11") && msg.contains("holds 10 images"), "{msg}");
 
     let mixed = dir.path().join("mixed.star");
     std::fs::write(&mixed, format!("{header}1@a.mrcs 1.0\n1@b.mrcs 1.0\n")).unwrap();
-    let e = ParticleImages::open(&read_particles_star(&mixed).unwrap(), &ImagePaths::default()).err().unwrap();
+    let e =
+        ParticleImages::open(&read_particles_star(&mixed).unwrap(), &ImagePaths::default()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Mismatch);
     assert!(e.to_string().contains("row 2") && e.to_string().contains("mixed box sizes"), "{e}");
 }
@@ -283,19 +383,33 @@ fn bad_particle_files_name_the_row_and_field() {
         p
     };
     let optics = "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n_rlnVoltage\n1 1.0 300\n\n";
-    let p = write("nan.star", &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnDefocusU\n1@a.mrcs 10000\n2@a.mrcs abc\n"));
+    let p = write(
+        "nan.star",
+        &format!(
+            "{optics}data_particles\nloop_\n_rlnImageName\n_rlnDefocusU\n1@a.mrcs 10000\n2@a.mrcs abc\n"
+        ),
+    );
     let e = read_particles_star(&p).unwrap_err();
     assert_eq!((e.kind(), e.row(), e.field()), (ErrorKind::InvalidValue, Some(2), Some("rlnDefocusU")));
     assert!(e.to_string().starts_with(&p.display().to_string()));
 
-    let p = write("group.star", &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 2\n"));
+    let p = write(
+        "group.star",
+        &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 2\n"),
+    );
     let e = read_particles_star(&p).unwrap_err();
     assert_eq!((e.row(), e.field()), (Some(1), Some("rlnOpticsGroup")));
 
-    let p = write("subset.star", &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnRandomSubset\n1@a.mrcs 3\n"));
+    let p = write(
+        "subset.star",
+        &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnRandomSubset\n1@a.mrcs 3\n"),
+    );
     assert_eq!(read_particles_star(&p).unwrap_err().field(), Some("rlnRandomSubset"));
 
-    let p = write("dup.star", &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnImageName\n1@a.mrcs 1@a.mrcs\n"));
+    let p = write(
+        "dup.star",
+        &format!("{optics}data_particles\nloop_\n_rlnImageName\n_rlnImageName\n1@a.mrcs 1@a.mrcs\n"),
+    );
     let e = read_particles_star(&p).unwrap_err();
     assert_eq!((e.kind(), e.line()), (ErrorKind::DuplicateField, Some(11)));
 

@@ -139,7 +139,13 @@ mod tests {
 
     #[test]
     fn euler_round_trip_including_gimbal_lock() {
-        let cases = [(10.0, 20.0, 30.0), (-170.0, 95.0, 45.0), (0.0, 0.0, 77.0), (0.0, 180.0, -33.0), (120.0, 179.9, 5.0)];
+        let cases = [
+            (10.0, 20.0, 30.0),
+            (-170.0, 95.0, 45.0),
+            (0.0, 0.0, 77.0),
+            (0.0, 180.0, -33.0),
+            (120.0, 179.9, 5.0),
+        ];
         for &(rot, tilt, psi) in &cases {
             let a = euler_to_matrix(rot, tilt, psi);
             let (r, t, p) = matrix_to_euler(&a);
@@ -150,7 +156,13 @@ mod tests {
 
     #[test]
     fn axis_angle_round_trip() {
-        for v in [[0.1, -0.2, 0.3], [1.0, 2.0, -0.5], [0.0, 0.0, 1e-8], [3.14159, 0.0, 0.0], [0.0, -2.2, 2.2]] {
+        for v in [
+            [0.1, -0.2, 0.3],
+            [1.0, 2.0, -0.5],
+            [0.0, 0.0, 1e-8],
+            [std::f64::consts::PI - 1e-6, 0.0, 0.0],
+            [0.0, -2.2, 2.2],
+        ] {
             let m = axis_angle_to_matrix(v);
             let back = matrix_to_axis_angle(&m);
             assert!(max_diff(&axis_angle_to_matrix(back), &m) < 1e-9, "{v:?} -> {back:?}");

@@ -6,6 +6,5 @@
 mod euler;
 
 pub use euler::{
-    Mat3, axis_angle_to_matrix, euler_to_matrix, mat_mul, matrix_to_axis_angle, matrix_to_euler,
-    transpose,
+    Mat3, axis_angle_to_matrix, euler_to_matrix, mat_mul, matrix_to_axis_angle, matrix_to_euler, transpose,
 };

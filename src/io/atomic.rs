@@ -25,14 +25,9 @@ impl AtomicFile {
             .ok_or_else(|| Error::invalid("output path has no file name").with_path(&final_path))?
             .to_string_lossy()
             .into_owned();
-        let temp_path =
-            final_path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let temp_path = final_path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         let file = File::create(&temp_path).map_err(|e| Error::io(e, &temp_path))?;
-        Ok(AtomicFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            temp_path,
-            final_path,
-        })
+        Ok(AtomicFile { writer: Some(BufWriter::with_capacity(1 << 20, file)), temp_path, final_path })
     }
 
     /// The final path.
@@ -47,30 +42,22 @@ impl AtomicFile {
     /// Writes all of `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let path = self.final_path.clone();
-        self.writer()
-            .write_all(bytes)
-            .map_err(|e| Error::io(e, &path))
+        self.writer().write_all(bytes).map_err(|e| Error::io(e, &path))
     }
 
     /// Moves the write position to `offset` bytes from the start (e.g. to rewrite a header).
     pub fn seek_to(&mut self, offset: u64) -> Result<()> {
         let path = self.final_path.clone();
-        self.writer()
-            .seek(SeekFrom::Start(offset))
-            .map(|_| ())
-            .map_err(|e| Error::io(e, &path))
+        self.writer().seek(SeekFrom::Start(offset)).map(|_| ()).map_err(|e| Error::io(e, &path))
     }
 
     /// Flushes, syncs and renames the file to its final name.
     pub fn commit(mut self) -> Result<()> {
         let writer = self.writer.take().expect("AtomicFile committed twice");
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io(e.into_error(), &self.final_path))?;
+        let file = writer.into_inner().map_err(|e| Error::io(e.into_error(), &self.final_path))?;
         file.sync_all().map_err(|e| Error::io(e, &self.final_path))?;
         drop(file);
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(|e| Error::io(e, &self.final_path))
+        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| Error::io(e, &self.final_path))
     }
 }
 

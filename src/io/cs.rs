@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::geometry::{axis_angle_to_matrix, euler_to_matrix, matrix_to_axis_angle, matrix_to_euler, transpose};
+use crate::geometry::{
+    axis_angle_to_matrix, euler_to_matrix, matrix_to_axis_angle, matrix_to_euler, transpose,
+};
 use crate::io::npy::NpyArray;
 use crate::particles::{ImageRef, OpticsGroup, Particle, ParticleCtf, ParticleTable, TableSource};
 
@@ -47,7 +49,11 @@ pub fn particles_from_cs(array: NpyArray, path: &Path) -> Result<ParticleTable> 
         .map(f64::to_bits);
         let group = *group_of.entry(key).or_insert_with(|| {
             let number = optics_groups.len() as i32 + 1;
-            optics_groups.push(OpticsGroup { number, name: format!("exp_group_{}", optics.number), ..optics });
+            optics_groups.push(OpticsGroup {
+                number,
+                name: format!("exp_group_{}", optics.number),
+                ..optics
+            });
             optics_groups.len() - 1
         });
         particles.push(Particle { optics_group: group, ..particle });
@@ -75,8 +81,9 @@ fn particle_from_row(a: &NpyArray, row: usize) -> Result<(Particle, OpticsGroup)
     }
     let index = a.number(row, "blob/idx", 0)? as usize;
     let pixel_size = a.number(row, "blob/psize_A", 0)?;
-    if !(pixel_size > 0.0) {
-        return Err(Error::invalid(format!("pixel size must be positive, found {pixel_size}")).in_field("blob/psize_A"));
+    if pixel_size.is_nan() || pixel_size <= 0.0 {
+        return Err(Error::invalid(format!("pixel size must be positive, found {pixel_size}"))
+            .in_field("blob/psize_A"));
     }
     let image_size = match a.field("blob/shape") {
         Some(_) => Some(a.number(row, "blob/shape", 0)? as usize),
@@ -119,7 +126,11 @@ fn particle_from_row(a: &NpyArray, row: usize) -> Result<(Particle, OpticsGroup)
     let random_subset = match a.field("alignments3D/split") {
         Some(_) => match a.number(row, "alignments3D/split", 0)? {
             s if s == 0.0 || s == 1.0 => Some(s as u8 + 1),
-            s => return Err(Error::invalid(format!("split must be 0 or 1, found {s}")).in_field("alignments3D/split")),
+            s => {
+                return Err(
+                    Error::invalid(format!("split must be 0 or 1, found {s}")).in_field("alignments3D/split")
+                );
+            }
         },
         None => None,
     };
@@ -165,8 +176,16 @@ pub fn particles_to_cs(table: &ParticleTable, rows: Option<&[usize]>) -> Result<
         let ctf_fields: [(&str, f64, f64); 4] = [
             ("ctf/df1_A", p.ctf.defocus_u_angstrom, original.ctf.defocus_u_angstrom),
             ("ctf/df2_A", p.ctf.defocus_v_angstrom, original.ctf.defocus_v_angstrom),
-            ("ctf/df_angle_rad", p.ctf.defocus_angle_deg.to_radians(), original.ctf.defocus_angle_deg.to_radians()),
-            ("ctf/phase_shift_rad", p.ctf.phase_shift_deg.to_radians(), original.ctf.phase_shift_deg.to_radians()),
+            (
+                "ctf/df_angle_rad",
+                p.ctf.defocus_angle_deg.to_radians(),
+                original.ctf.defocus_angle_deg.to_radians(),
+            ),
+            (
+                "ctf/phase_shift_rad",
+                p.ctf.phase_shift_deg.to_radians(),
+                original.ctf.phase_shift_deg.to_radians(),
+            ),
         ];
         for (name, new, old) in ctf_fields {
             if new != old && out.field(name).is_some() {
@@ -183,6 +202,10 @@ pub fn particles_to_cs(table: &ParticleTable, rows: Option<&[usize]>) -> Result<
 }
 
 /// Writes the particles `rows` (all when `None`) as a `.cs` file, atomically.
-pub fn write_particles_cs(path: impl AsRef<Path>, table: &ParticleTable, rows: Option<&[usize]>) -> Result<()> {
+pub fn write_particles_cs(
+    path: impl AsRef<Path>,
+    table: &ParticleTable,
+    rows: Option<&[usize]>,
+) -> Result<()> {
     crate::io::npy::write_npy(path, &particles_to_cs(table, rows)?)
 }

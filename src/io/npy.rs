@@ -129,7 +129,11 @@ impl NpyArray {
                 let (fields, size) = parse_fields(items)?;
                 (fields, size, shape.iter().product::<usize>())
             }
-            _ => return Err(Error::format("descr is neither a type string nor a field list").in_field("descr")),
+            _ => {
+                return Err(
+                    Error::format("descr is neither a type string nor a field list").in_field("descr")
+                );
+            }
         };
         let needed = rows
             .checked_mul(record_bytes)
@@ -162,7 +166,7 @@ impl NpyArray {
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        if self.record_bytes == 0 { 0 } else { self.data.len() / self.record_bytes }
+        self.data.len().checked_div(self.record_bytes).unwrap_or(0)
     }
 
     /// Whether there are no records.
@@ -287,10 +291,8 @@ impl NpyArray {
                 .collect();
             format!("[{}]", items.join(", "))
         };
-        let mut dict = format!(
-            "{{'descr': {descr}, 'fortran_order': False, 'shape': {}, }}",
-            tuple(&self.shape)
-        );
+        let mut dict =
+            format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {}, }}", tuple(&self.shape));
         let v1 = dict.len() + 11 < 65536;
         let prefix = if v1 { 10 } else { 12 };
         while (prefix + dict.len() + 1) % 64 != 0 {
@@ -388,11 +390,11 @@ mod literal {
     impl Value {
         pub fn get(&self, key: &str) -> Result<&Value> {
             match self {
-                Value::Dict(items) => items
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| Error::missing(format!("the .npy header has no '{key}'")).in_field(key)),
+                Value::Dict(items) => {
+                    items.iter().find(|(k, _)| k == key).map(|(_, v)| v).ok_or_else(|| {
+                        Error::missing(format!("the .npy header has no '{key}'")).in_field(key)
+                    })
+                }
                 _ => Err(Error::format("the .npy header is not a dict")),
             }
         }
@@ -400,7 +402,9 @@ mod literal {
         pub fn as_shape(&self) -> Result<Vec<usize>> {
             let items = match self {
                 Value::Tuple(v) | Value::List(v) => v,
-                Value::Int(n) => return Ok(vec![usize::try_from(*n).map_err(|_| Error::format("negative dimension"))?]),
+                Value::Int(n) => {
+                    return Ok(vec![usize::try_from(*n).map_err(|_| Error::format("negative dimension"))?]);
+                }
                 _ => return Err(Error::format("shape is not a tuple of integers")),
             };
             items
@@ -483,7 +487,9 @@ mod literal {
                 }
                 _ => {
                     let start = self.i;
-                    while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'-') {
+                    while self.i < self.s.len()
+                        && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'-')
+                    {
                         self.i += 1;
                     }
                     let word = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
@@ -529,7 +535,9 @@ mod tests {
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
         bytes.extend_from_slice(header.as_bytes());
-        for (uid, path, pose, n) in [(7u64, b"a.mrc\0\0\0", [0.5f32, -1.0, 2.0], -3i16), (9, b"bb.mrcs\0", [1.0, 2.0, 3.0], 300)] {
+        for (uid, path, pose, n) in
+            [(7u64, b"a.mrc\0\0\0", [0.5f32, -1.0, 2.0], -3i16), (9, b"bb.mrcs\0", [1.0, 2.0, 3.0], 300)]
+        {
             bytes.extend_from_slice(&uid.to_le_bytes());
             bytes.extend_from_slice(path);
             pose.iter().for_each(|p| bytes.extend_from_slice(&p.to_le_bytes()));

@@ -77,7 +77,8 @@ impl Machine<'_> {
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self.i.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| self.err("truncated"))?;
+        let end =
+            self.i.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| self.err("truncated"))?;
         let s = &self.b[self.i..end];
         self.i = end;
         Ok(s)
@@ -131,7 +132,9 @@ impl Machine<'_> {
 
     fn global(&mut self, name: String) -> Result<()> {
         if !ALLOWED.contains(&name.as_str()) {
-            return Err(self.err(format!("refusing to load Python global '{name}' (only NumPy arrays are read)")));
+            return Err(
+                self.err(format!("refusing to load Python global '{name}' (only NumPy arrays are read)"))
+            );
         }
         self.stack.push(PyValue::Internal(Internal::Global(name)));
         Ok(())
@@ -272,7 +275,8 @@ impl Machine<'_> {
                 }
                 b'C' | b'B' | b'U' | b'T' => {
                     // bytes (protocol 3) or Python 2 str, which NumPy used for array data
-                    let n = if matches!(op, b'C' | b'U') { self.u8()? as usize } else { self.u32()? as usize };
+                    let n =
+                        if matches!(op, b'C' | b'U') { self.u8()? as usize } else { self.u32()? as usize };
                     let v = self.take(n)?.to_vec();
                     self.stack.push(PyValue::Bytes(v));
                 }
@@ -336,7 +340,8 @@ impl Machine<'_> {
                         .collect::<Result<_>>()?,
                     _ => return Err(self.err("array shape is not a tuple")),
                 };
-                let (PyValue::Internal(Internal::Dtype(code)), PyValue::Bool(false), PyValue::Bytes(data)) = (dtype, fortran, data)
+                let (PyValue::Internal(Internal::Dtype(code)), PyValue::Bool(false), PyValue::Bytes(data)) =
+                    (dtype, fortran, data)
                 else {
                     return Err(self.err("unsupported ndarray (object dtype or Fortran order)"));
                 };

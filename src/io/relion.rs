@@ -7,7 +7,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::io::images::ImagePaths;
 use crate::io::mrc::MrcReader;
 use crate::io::star::{DataBlock, StarFile, Table};
-use crate::particles::{ImageRef, OpticsGroup, Particle, ParticleCtf, ParticleTable, TableSource};
+use crate::particles::{
+    ImageRef, OpticsGroup, Particle, ParticleCtf, ParticleTable, ParticleValue, TableSource,
+};
 
 /// Reads a particle STAR file of any RELION version into a typed table.
 ///
@@ -85,13 +87,10 @@ fn particles_block(file: &StarFile) -> Result<&DataBlock> {
     if let Some(b) = file.block("particles") {
         return b.table().map(|_| b).ok_or_else(|| Error::missing("data_particles has no loop_"));
     }
-    file.blocks
-        .iter()
-        .find(|b| b.table().is_some_and(|t| t.has_column("rlnImageName")))
-        .ok_or_else(|| {
-            Error::missing("no particle table: no data_particles block and no loop with _rlnImageName")
-                .in_field("rlnImageName")
-        })
+    file.blocks.iter().find(|b| b.table().is_some_and(|t| t.has_column("rlnImageName"))).ok_or_else(|| {
+        Error::missing("no particle table: no data_particles block and no loop with _rlnImageName")
+            .in_field("rlnImageName")
+    })
 }
 
 /// Column positions of the fields we type, found once per table.
@@ -165,7 +164,9 @@ fn pixel_size(t: &Table, row: usize) -> Result<Option<f64>> {
         }
     }
     match (column_number(t, row, "rlnDetectorPixelSize")?, column_number(t, row, "rlnMagnification")?) {
-        (Some(det), Some(mag)) => positive(det * 1e4 / positive(mag, "rlnMagnification")?, "rlnDetectorPixelSize").map(Some),
+        (Some(det), Some(mag)) => {
+            positive(det * 1e4 / positive(mag, "rlnMagnification")?, "rlnDetectorPixelSize").map(Some)
+        }
         _ => Ok(None),
     }
 }
@@ -175,7 +176,12 @@ fn positive(v: f64, name: &str) -> Result<f64> {
 }
 
 /// Optics values that may sit in the optics block (3.1+) or on each particle (3.0).
-fn optics_from_row(t: &Table, row: usize, number: i32, fallback_pixel_size: Option<f64>) -> Result<OpticsGroup> {
+fn optics_from_row(
+    t: &Table,
+    row: usize,
+    number: i32,
+    fallback_pixel_size: Option<f64>,
+) -> Result<OpticsGroup> {
     let pixel_size = pixel_size(t, row)?.or(fallback_pixel_size).ok_or_else(|| {
         Error::missing("no pixel size: none of rlnImagePixelSize, rlnPixelSize, or rlnDetectorPixelSize with rlnMagnification")
             .in_field("rlnImagePixelSize")
@@ -204,15 +210,18 @@ fn optics_from_row(t: &Table, row: usize, number: i32, fallback_pixel_size: Opti
 
 fn read_optics_block(block: &DataBlock, fallback_pixel_size: Option<f64>) -> Result<Vec<OpticsGroup>> {
     let t = block.table().ok_or_else(|| Error::missing("data_optics has no loop_"))?;
-    let col = t
-        .column_index("rlnOpticsGroup")
-        .ok_or_else(|| Error::missing("data_optics has no _rlnOpticsGroup column").in_field("rlnOpticsGroup"))?;
+    let col = t.column_index("rlnOpticsGroup").ok_or_else(|| {
+        Error::missing("data_optics has no _rlnOpticsGroup column").in_field("rlnOpticsGroup")
+    })?;
     let mut groups: Vec<OpticsGroup> = Vec::with_capacity(t.len());
     for row in 0..t.len() {
         let at = |e: Error| e.at_row(row + 1).in_field("data_optics");
         let number = integer(t, row, col).map_err(at)?;
         if groups.iter().any(|g| g.number == number) {
-            return Err(at(Error::new(ErrorKind::DuplicateField, format!("optics group {number} is defined twice"))));
+            return Err(at(Error::new(
+                ErrorKind::DuplicateField,
+                format!("optics group {number} is defined twice"),
+            )));
         }
         groups.push(optics_from_row(t, row, number, fallback_pixel_size).map_err(at)?);
     }
@@ -237,12 +246,15 @@ fn read_particle(
     optics_groups: &mut Vec<OpticsGroup>,
     groups_30: &mut HashMap<[u64; 4], usize>,
 ) -> Result<Particle> {
-    let image_col = c.image.ok_or_else(|| Error::missing("no _rlnImageName column").in_field("rlnImageName"))?;
-    let image = ImageRef::parse(t.get(row, image_col)).map_err(|m| Error::invalid(m).in_field("rlnImageName"))?;
+    let image_col =
+        c.image.ok_or_else(|| Error::missing("no _rlnImageName column").in_field("rlnImageName"))?;
+    let image =
+        ImageRef::parse(t.get(row, image_col)).map_err(|m| Error::invalid(m).in_field("rlnImageName"))?;
     let optics_group = if relion30 {
         let optics = optics_from_row(t, row, 0, fallback_pixel_size)?;
-        let key = [optics.pixel_size, optics.voltage_kv, optics.spherical_aberration_mm, optics.amplitude_contrast]
-            .map(f64::to_bits);
+        let key =
+            [optics.pixel_size, optics.voltage_kv, optics.spherical_aberration_mm, optics.amplitude_contrast]
+                .map(f64::to_bits);
         *groups_30.entry(key).or_insert_with(|| {
             let number = optics_groups.len() as i32 + 1;
             optics_groups.push(OpticsGroup { number, name: format!("opticsGroup{number}"), ..optics });
@@ -253,11 +265,15 @@ fn read_particle(
             Some(col) => {
                 let number = integer(t, row, col)?;
                 optics_groups.iter().position(|g| g.number == number).ok_or_else(|| {
-                    Error::invalid(format!("optics group {number} is not defined in data_optics")).in_field("rlnOpticsGroup")
+                    Error::invalid(format!("optics group {number} is not defined in data_optics"))
+                        .in_field("rlnOpticsGroup")
                 })?
             }
             None if optics_groups.len() == 1 => 0,
-            None => return Err(Error::missing("no _rlnOpticsGroup column and several optics groups").in_field("rlnOpticsGroup")),
+            None => {
+                return Err(Error::missing("no _rlnOpticsGroup column and several optics groups")
+                    .in_field("rlnOpticsGroup"));
+            }
         }
     };
     let pixel = optics_groups[optics_group].pixel_size;
@@ -278,13 +294,21 @@ fn read_particle(
     let random_subset = match c.random_subset {
         Some(col) => match integer(t, row, col)? {
             s @ (1 | 2) => Some(s as u8),
-            s => return Err(Error::invalid(format!("half set must be 1 or 2, found {s}")).in_field("rlnRandomSubset")),
+            s => {
+                return Err(
+                    Error::invalid(format!("half set must be 1 or 2, found {s}")).in_field("rlnRandomSubset")
+                );
+            }
         },
         None => None,
     };
     Ok(Particle {
         image,
-        euler_deg: [number_or(t, row, c.rot, 0.0)?, number_or(t, row, c.tilt, 0.0)?, number_or(t, row, c.psi, 0.0)?],
+        euler_deg: [
+            number_or(t, row, c.rot, 0.0)?,
+            number_or(t, row, c.tilt, 0.0)?,
+            number_or(t, row, c.psi, 0.0)?,
+        ],
         origin_angstrom,
         ctf,
         optics_group,
@@ -293,7 +317,7 @@ fn read_particle(
 }
 
 /// Columns the typed table writes, and how each is read off a particle.
-const TYPED_COLUMNS: &[(&str, fn(&Particle) -> f64)] = &[
+const TYPED_COLUMNS: &[(&str, ParticleValue)] = &[
     ("rlnAngleRot", |p| p.euler_deg[0]),
     ("rlnAngleTilt", |p| p.euler_deg[1]),
     ("rlnAnglePsi", |p| p.euler_deg[2]),
@@ -333,7 +357,9 @@ pub fn particles_to_star(table: &ParticleTable, rows: Option<&[usize]>) -> Resul
         }
     };
     let (mut out, block_name, relion30) = match &table.source {
-        TableSource::Star { file, particles_block, relion30 } => (file.clone(), particles_block.clone(), *relion30),
+        TableSource::Star { file, particles_block, relion30 } => {
+            (file.clone(), particles_block.clone(), *relion30)
+        }
         TableSource::Cs(_) => (StarFile::default(), "particles".to_string(), true),
     };
     let source_block = out.block(&block_name).cloned();
@@ -382,7 +408,11 @@ pub fn particles_to_star(table: &ParticleTable, rows: Option<&[usize]>) -> Resul
 }
 
 /// Writes the particles `rows` (all when `None`) as a STAR file, atomically.
-pub fn write_particles_star(path: impl AsRef<Path>, table: &ParticleTable, rows: Option<&[usize]>) -> Result<()> {
+pub fn write_particles_star(
+    path: impl AsRef<Path>,
+    table: &ParticleTable,
+    rows: Option<&[usize]>,
+) -> Result<()> {
     particles_to_star(table, rows)?.write(path)
 }
 

@@ -2,7 +2,7 @@
 
 use super::{Atom, AtomicModel};
 use crate::error::{Error, Result};
-use crate::io::star::{parse, Table};
+use crate::io::star::{Table, parse};
 
 /// Parses the `_atom_site` loop of an mmCIF file, preferring author numbering (as in PDB).
 pub fn parse_mmcif(text: &str) -> Result<AtomicModel> {
@@ -14,7 +14,9 @@ pub fn parse_mmcif(text: &str) -> Result<AtomicModel> {
         .ok_or_else(|| Error::missing("no _atom_site loop with Cartn_x").in_field("_atom_site"))?;
     let col = |names: &[&str]| names.iter().find_map(|n| table.column_index(&format!("atom_site.{n}")));
     let required = |name: &str| {
-        col(&[name]).ok_or_else(|| Error::missing(format!("no _atom_site.{name}")).in_field(format!("_atom_site.{name}")))
+        col(&[name]).ok_or_else(|| {
+            Error::missing(format!("no _atom_site.{name}")).in_field(format!("_atom_site.{name}"))
+        })
     };
     let (x, y, z) = (required("Cartn_x")?, required("Cartn_y")?, required("Cartn_z")?);
     let c = AtomColumns {
@@ -81,7 +83,8 @@ fn atom_from_row(t: &Table, c: &AtomColumns, row: usize, xyz: [usize; 3]) -> Res
     for (p, col) in position.iter_mut().zip(xyz) {
         *p = number_of(t, Some(col), row, f64::NAN)?;
         if p.is_nan() {
-            return Err(Error::missing("coordinate is missing").in_field(format!("_{}", t.column_names().nth(col).unwrap_or(""))));
+            return Err(Error::missing("coordinate is missing")
+                .in_field(format!("_{}", t.column_names().nth(col).unwrap_or(""))));
         }
     }
     Ok(Atom {

@@ -95,7 +95,11 @@ pub fn write_pdb(path: impl AsRef<Path>, models: &[Vec<Atom>]) -> Result<()> {
 ///
 /// # Panics
 /// If `b_factors` is given with a length other than `points.len()`.
-pub fn write_point_cloud(path: impl AsRef<Path>, points: &[[f64; 3]], b_factors: Option<&[f64]>) -> Result<()> {
+pub fn write_point_cloud(
+    path: impl AsRef<Path>,
+    points: &[[f64; 3]],
+    b_factors: Option<&[f64]>,
+) -> Result<()> {
     if let Some(b) = b_factors {
         assert_eq!(b.len(), points.len(), "one B-factor per point");
     }

@@ -55,7 +55,9 @@ fn parse_atom_line(line: &str) -> Result<Atom> {
     let optional = |from, to, default: f64, name: &str| -> Result<f64> {
         match column(line, from, to) {
             "" => Ok(default),
-            text => text.parse().map_err(|_| Error::invalid(format!("'{text}' is not a number")).in_field(name)),
+            text => {
+                text.parse().map_err(|_| Error::invalid(format!("'{text}' is not a number")).in_field(name))
+            }
         }
     };
     let name = column(line, 12, 16).to_string();
@@ -71,9 +73,9 @@ fn parse_atom_line(line: &str) -> Result<Atom> {
         alt_loc: column(line, 16, 17).to_string(),
         residue_name: column(line, 17, 20).to_string(),
         chain: column(line, 21, 22).to_string(),
-        residue_number: residue_number
-            .parse()
-            .map_err(|_| Error::invalid(format!("'{residue_number}' is not a residue number")).in_field("resSeq"))?,
+        residue_number: residue_number.parse().map_err(|_| {
+            Error::invalid(format!("'{residue_number}' is not a residue number")).in_field("resSeq")
+        })?,
         insertion_code: column(line, 26, 27).to_string(),
         position: [coord(30, 38, "x")?, coord(38, 46, "y")?, coord(46, 54, "z")?],
         occupancy: optional(54, 60, 1.0, "occupancy")?,

@@ -32,12 +32,16 @@ impl Mode {
             2 => Mode::Float32,
             6 => Mode::Uint16,
             12 => Mode::Float16,
-            3 | 4 => return Err(Error::unsupported(format!(
-                "MRC mode {mode} (complex data) is not supported; modes 0, 1, 2, 6 and 12 are"
-            ))),
-            _ => return Err(Error::unsupported(format!(
-                "unknown MRC mode {mode}; modes 0, 1, 2, 6 and 12 are supported"
-            ))),
+            3 | 4 => {
+                return Err(Error::unsupported(format!(
+                    "MRC mode {mode} (complex data) is not supported; modes 0, 1, 2, 6 and 12 are"
+                )));
+            }
+            _ => {
+                return Err(Error::unsupported(format!(
+                    "unknown MRC mode {mode}; modes 0, 1, 2, 6 and 12 are supported"
+                )));
+            }
         })
     }
 
@@ -154,11 +158,7 @@ impl MrcHeader {
             w
         };
         let int = |i: usize| {
-            if big_endian {
-                i32::from_be_bytes(word(i))
-            } else {
-                i32::from_le_bytes(word(i))
-            }
+            if big_endian { i32::from_be_bytes(word(i)) } else { i32::from_le_bytes(word(i)) }
         };
         let float = |i: usize| f32::from_bits(int(i) as u32);
 
@@ -274,9 +274,10 @@ impl MrcHeader {
         self.cell.iter().all(|&c| c.is_finite() && c > 0.0)
     }
 
-    /// Whether the file is an image stack (space group 0).
+    /// Whether the header marks an image stack: space group 0 with one section per image
+    /// (mz ≤ 1). RELION writes stacks with space group 1, so callers also look at the extension.
     pub fn is_stack(&self) -> bool {
-        self.ispg == 0
+        self.ispg == 0 && self.sampling[2] <= 1
     }
 
     /// Writes density statistics (min, max, mean, RMS deviation) from `data`.
@@ -349,11 +350,8 @@ fn parse_axis_order(raw: [i32; 3]) -> Result<[u8; 3]> {
     let mut sorted = raw;
     sorted.sort();
     if sorted != [1, 2, 3] {
-        return Err(Error::format(format!(
-            "mapc/mapr/maps = {:?} is not a permutation of 1, 2, 3",
-            raw
-        ))
-        .in_field("mapc/mapr/maps"));
+        return Err(Error::format(format!("mapc/mapr/maps = {:?} is not a permutation of 1, 2, 3", raw))
+            .in_field("mapc/mapr/maps"));
     }
     Ok(raw.map(|v| v as u8))
 }

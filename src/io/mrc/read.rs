@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::header::{MrcHeader, Mode, HEADER_BYTES};
+use super::header::{HEADER_BYTES, Mode, MrcHeader};
 use crate::array::Volume;
 use crate::error::{Error, Result};
 
@@ -14,8 +14,39 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct MrcReader {
     path: PathBuf,
-    file: File,
+    source: Source,
     header: MrcHeader,
+}
+
+/// Where the bytes are: a file read by position, or memory (maps embedded in the binary).
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+impl Source {
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Source::File(f) => Ok(f.metadata()?.len()),
+            Source::Memory(b) => Ok(b.len() as u64),
+        }
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Source::File(f) => read_at(f, buf, offset),
+            Source::Memory(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                let src = start
+                    .checked_add(buf.len())
+                    .and_then(|end| b.get(start..end))
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl MrcReader {
@@ -23,9 +54,18 @@ impl MrcReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::io(e, path))?;
-        let len = file.metadata().map_err(|e| Error::io(e, path))?.len();
+        Self::from_source(Source::File(file), path)
+    }
+
+    /// Reads an MRC file held in memory; `name` is used in messages.
+    pub fn from_bytes(bytes: Vec<u8>, name: impl AsRef<Path>) -> Result<Self> {
+        Self::from_source(Source::Memory(bytes), name.as_ref())
+    }
+
+    fn from_source(source: Source, path: &Path) -> Result<Self> {
+        let len = source.len().map_err(|e| Error::io(e, path))?;
         let mut bytes = vec![0u8; HEADER_BYTES.min(len as usize)];
-        read_at(&file, &mut bytes, 0).map_err(|e| Error::io(e, path))?;
+        source.read_at(&mut bytes, 0).map_err(|e| Error::io(e, path))?;
         let header = MrcHeader::parse(&bytes).map_err(|e| e.with_path(path))?;
         let needed = header.data_offset() + header.data_bytes();
         if len < needed {
@@ -39,7 +79,7 @@ impl MrcReader {
             ))
             .with_path(path));
         }
-        Ok(MrcReader { path: path.to_path_buf(), file, header })
+        Ok(MrcReader { path: path.to_path_buf(), source, header })
     }
 
     /// The header.
@@ -100,7 +140,7 @@ impl MrcReader {
         let bytes = nc * nr * self.header.mode.bytes();
         scratch.resize(bytes, 0);
         let offset = self.header.data_offset() + (index * bytes) as u64;
-        read_at(&self.file, scratch, offset).map_err(|e| Error::io(e, &self.path))?;
+        self.source.read_at(scratch, offset).map_err(|e| Error::io(e, &self.path))?;
         if self.header.axis_order[0] == 2 {
             let mut tmp = vec![0.0f32; nc * nr];
             decode(self.header.mode, self.header.big_endian, scratch, &mut tmp);
@@ -120,8 +160,7 @@ impl MrcReader {
     pub fn read_volume(&self) -> Result<Volume> {
         let n = self.header.dims.iter().product::<usize>();
         let mut raw = vec![0u8; n * self.header.mode.bytes()];
-        read_at(&self.file, &mut raw, self.header.data_offset())
-            .map_err(|e| Error::io(e, &self.path))?;
+        self.source.read_at(&mut raw, self.header.data_offset()).map_err(|e| Error::io(e, &self.path))?;
         let mut values = vec![0.0f32; n];
         decode(self.header.mode, self.header.big_endian, &raw, &mut values);
         drop(raw);

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::header::{MrcHeader, Mode, Stats};
+use super::header::{Mode, MrcHeader, Stats};
 use crate::array::{ImageStack, Volume};
 use crate::error::{Error, Result};
 use crate::io::atomic::AtomicFile;
@@ -113,16 +113,12 @@ fn encode(mode: Mode, values: &[f32], out: &mut Vec<u8>) {
     out.reserve(values.len() * mode.bytes());
     match mode {
         Mode::Float32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Mode::Float16 => values
-            .iter()
-            .for_each(|&v| out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes())),
+        Mode::Float16 => {
+            values.iter().for_each(|&v| out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()))
+        }
         // `as` casts from f32 saturate
         Mode::Int8 => values.iter().for_each(|&v| out.push(v.round() as i8 as u8)),
-        Mode::Int16 => values
-            .iter()
-            .for_each(|&v| out.extend_from_slice(&(v.round() as i16).to_le_bytes())),
-        Mode::Uint16 => values
-            .iter()
-            .for_each(|&v| out.extend_from_slice(&(v.round() as u16).to_le_bytes())),
+        Mode::Int16 => values.iter().for_each(|&v| out.extend_from_slice(&(v.round() as i16).to_le_bytes())),
+        Mode::Uint16 => values.iter().for_each(|&v| out.extend_from_slice(&(v.round() as u16).to_le_bytes())),
     }
 }

@@ -79,13 +79,12 @@ impl<'a> Lexer<'a> {
             self.pos = i + 1;
             return Ok(Some((Token::Value(&self.text[start + 1..i]), line)));
         }
-        let end = bytes[start..]
-            .iter()
-            .position(|b| b.is_ascii_whitespace())
-            .map_or(bytes.len(), |i| start + i);
+        let end =
+            bytes[start..].iter().position(|b| b.is_ascii_whitespace()).map_or(bytes.len(), |i| start + i);
         self.pos = end;
         let word = &self.text[start..end];
-        let lower = |prefix: &str| word.len() >= prefix.len() && word[..prefix.len()].eq_ignore_ascii_case(prefix);
+        let lower =
+            |prefix: &str| word.len() >= prefix.len() && word[..prefix.len()].eq_ignore_ascii_case(prefix);
         let token = if lower("data_") {
             Token::DataBlock(&word[5..])
         } else if word.eq_ignore_ascii_case("loop_") {
@@ -164,10 +163,9 @@ pub fn parse(text: &str) -> Result<StarFile> {
             }
             Token::Stop => pending = lexer.next()?,
             Token::Value(v) => {
-                return Err(Error::format(format!(
-                    "value '{v}' stands outside any loop_ or tag"
-                ))
-                .at_line(line));
+                return Err(
+                    Error::format(format!("value '{v}' stands outside any loop_ or tag")).at_line(line)
+                );
             }
         }
     }
@@ -188,9 +186,12 @@ fn parse_loop<'a>(lexer: &mut Lexer<'a>, loop_line: usize) -> Result<(Table, Nex
     let mut next = lexer.next()?;
     while let Some((Token::Tag(tag), line)) = next {
         if names.contains(&tag) {
-            return Err(Error::new(ErrorKind::DuplicateField, format!("column _{tag} appears twice in the loop"))
-                .at_line(line)
-                .in_field(tag));
+            return Err(Error::new(
+                ErrorKind::DuplicateField,
+                format!("column _{tag} appears twice in the loop"),
+            )
+            .at_line(line)
+            .in_field(tag));
         }
         names.push(tag);
         next = lexer.next()?;
