@@ -4,5 +4,6 @@ mod atoms;
 mod cli;
 mod cs;
 mod mrc;
+mod regressions;
 mod star;
 mod util;

@@ -71,8 +71,8 @@ impl Field {
         self.shape.iter().product()
     }
 
-    fn bytes(&self) -> usize {
-        self.count() * self.scalar.size()
+    fn bytes(&self) -> Option<usize> {
+        self.shape.iter().try_fold(self.scalar.size(), |acc, &d| acc.checked_mul(d))
     }
 }
 
@@ -183,12 +183,22 @@ impl NpyArray {
         self.field(name).ok_or_else(|| Error::missing(format!("no field '{name}'")).in_field(name))
     }
 
+    /// The field, checked to hold element `elem`.
+    fn element(&self, name: &str, elem: usize) -> Result<&Field> {
+        let field = self.field_or_err(name)?;
+        if elem >= field.count() {
+            let message = format!("field has {} elements, element {elem} was asked for", field.count());
+            return Err(Error::format(message).in_field(name));
+        }
+        Ok(field)
+    }
+
     /// Element `elem` of a numeric field at `row`, as f64.
     ///
     /// # Errors
     /// If the field is missing or holds strings.
     pub fn number(&self, row: usize, name: &str, elem: usize) -> Result<f64> {
-        let field = self.field_or_err(name)?;
+        let field = self.element(name, elem)?;
         let size = field.scalar.size();
         let at = row * self.record_bytes + field.offset + elem * size;
         let raw = &self.data[at..at + size];
@@ -240,7 +250,7 @@ impl NpyArray {
 
     /// Sets element `elem` of a numeric field at `row`.
     pub fn set_number(&mut self, row: usize, name: &str, elem: usize, value: f64) -> Result<()> {
-        let field = self.field_or_err(name)?.clone();
+        let field = self.element(name, elem)?.clone();
         let size = field.scalar.size();
         let mut buf: Vec<u8> = match field.scalar {
             Scalar::Float(2) => half::f16::from_f64(value).to_le_bytes().to_vec(),
@@ -340,7 +350,10 @@ fn parse_fields(items: &[literal::Value]) -> Result<(Vec<Field>, usize)> {
             None => Vec::new(),
         };
         let field = Field { name, scalar, big_endian, shape, offset };
-        offset += field.bytes();
+        offset = field
+            .bytes()
+            .and_then(|b| offset.checked_add(b))
+            .ok_or_else(|| Error::format("record size overflows").in_field(field.name.as_str()))?;
         fields.push(field);
     }
     Ok((fields, offset))

@@ -59,8 +59,31 @@ pub fn read_pickle(path: impl AsRef<Path>) -> Result<PyValue> {
 
 /// Runs the restricted unpickler over `bytes`.
 pub fn parse_pickle(bytes: &[u8]) -> Result<PyValue> {
-    let mut m = Machine { b: bytes, i: 0, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() };
+    let mut m = Machine {
+        b: bytes,
+        i: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Vec::new(),
+        containers: 0,
+        copied: 0,
+    };
     m.run()
+}
+
+/// Most containers a pickle may build: bounds nesting depth (and so recursion when values drop).
+const MAX_CONTAINERS: usize = 1000;
+
+/// Rough size of a value in bytes, to bound what memo look-ups copy.
+fn weight(v: &PyValue) -> usize {
+    match v {
+        PyValue::Str(s) => s.len() + 8,
+        PyValue::Bytes(b) => b.len() + 8,
+        PyValue::Array(a) => a.len() * a.fields.iter().map(|f| f.count()).sum::<usize>() * 8 + 8,
+        PyValue::Tuple(items) | PyValue::List(items) => items.iter().map(weight).sum::<usize>() + 8,
+        PyValue::Dict(items) => items.iter().map(|(k, v)| weight(k) + weight(v)).sum::<usize>() + 8,
+        _ => 8,
+    }
 }
 
 struct Machine<'a> {
@@ -69,6 +92,8 @@ struct Machine<'a> {
     stack: Vec<PyValue>,
     marks: Vec<usize>,
     memo: Vec<Option<PyValue>>,
+    containers: usize,
+    copied: usize,
 }
 
 impl Machine<'_> {
@@ -124,8 +149,20 @@ impl Machine<'_> {
         Ok(())
     }
 
+    fn container(&mut self) -> Result<()> {
+        self.containers += 1;
+        if self.containers > MAX_CONTAINERS {
+            return Err(self.err(format!("more than {MAX_CONTAINERS} containers")));
+        }
+        Ok(())
+    }
+
     fn memo_get(&mut self, index: usize) -> Result<()> {
         let v = self.memo.get(index).cloned().flatten().ok_or_else(|| self.err("unknown memo index"))?;
+        self.copied += weight(&v);
+        if self.copied > 16 * self.b.len() + (1 << 20) {
+            return Err(self.err("memo references expand far beyond the file's size"));
+        }
         self.stack.push(v);
         Ok(())
     }
@@ -215,11 +252,16 @@ impl Machine<'_> {
                 0x89 => self.stack.push(PyValue::Bool(false)),
                 b'(' => self.marks.push(self.stack.len()),
                 b't' => {
+                    self.container()?;
                     let items = self.pop_mark()?;
                     self.stack.push(PyValue::Tuple(items));
                 }
-                b')' => self.stack.push(PyValue::Tuple(Vec::new())),
+                b')' => {
+                    self.container()?;
+                    self.stack.push(PyValue::Tuple(Vec::new()));
+                }
                 0x85..=0x87 => {
+                    self.container()?;
                     let n = (op - 0x84) as usize;
                     if self.stack.len() < n {
                         return Err(self.err("stack underflow"));
@@ -227,8 +269,12 @@ impl Machine<'_> {
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.stack.push(PyValue::Tuple(items));
                 }
-                b']' => self.stack.push(PyValue::List(Vec::new())),
+                b']' => {
+                    self.container()?;
+                    self.stack.push(PyValue::List(Vec::new()));
+                }
                 b'l' => {
+                    self.container()?;
                     let items = self.pop_mark()?;
                     self.stack.push(PyValue::List(items));
                 }
@@ -246,7 +292,10 @@ impl Machine<'_> {
                         _ => return Err(self.err("APPENDS to a non-list")),
                     }
                 }
-                b'}' => self.stack.push(PyValue::Dict(Vec::new())),
+                b'}' => {
+                    self.container()?;
+                    self.stack.push(PyValue::Dict(Vec::new()));
+                }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
@@ -362,6 +411,23 @@ mod tests {
         let payload = b"\x80\x03cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";
         let e = parse_pickle(payload).unwrap_err();
         assert!(e.to_string().contains("refusing to load Python global 'os.system'"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_and_memo_bombs_are_refused() {
+        let mut deep = vec![0x80, 0x04, b'N'];
+        deep.extend(std::iter::repeat_n(0x85u8, 100_000)); // TUPLE1, 100 000 deep
+        deep.push(b'.');
+        assert!(parse_pickle(&deep).unwrap_err().to_string().contains("containers"));
+
+        let mut bomb = vec![0x80, 0x04, b'B'];
+        bomb.extend_from_slice(&65_536u32.to_le_bytes());
+        bomb.extend(std::iter::repeat_n(0u8, 65_536));
+        bomb.extend_from_slice(&[b'q', 0]);
+        for _ in 0..20_000 {
+            bomb.extend_from_slice(&[b'h', 0]); // each look-up copies 64 KiB
+        }
+        assert!(parse_pickle(&bomb).unwrap_err().to_string().contains("expand"));
     }
 
     #[test]

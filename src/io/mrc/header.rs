@@ -245,9 +245,9 @@ impl MrcHeader {
         (HEADER_BYTES + self.nsymbt) as u64
     }
 
-    /// Bytes of the data block.
+    /// Bytes of the data block (saturating: absurd dimensions never wrap to a small size).
     pub fn data_bytes(&self) -> u64 {
-        self.dims.iter().map(|&n| n as u64).product::<u64>() * self.mode.bytes() as u64
+        self.dims.iter().fold(self.mode.bytes() as u64, |acc, &n| acc.saturating_mul(n as u64))
     }
 
     /// Dimensions along X, Y, Z after the axis permutation.

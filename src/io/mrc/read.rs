@@ -67,7 +67,7 @@ impl MrcReader {
         let mut bytes = vec![0u8; HEADER_BYTES.min(len as usize)];
         source.read_at(&mut bytes, 0).map_err(|e| Error::io(e, path))?;
         let header = MrcHeader::parse(&bytes).map_err(|e| e.with_path(path))?;
-        let needed = header.data_offset() + header.data_bytes();
+        let needed = header.data_offset().saturating_add(header.data_bytes());
         if len < needed {
             let [nx, ny, nz] = header.dims;
             return Err(Error::format(format!(

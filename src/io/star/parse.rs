@@ -83,8 +83,7 @@ impl<'a> Lexer<'a> {
             bytes[start..].iter().position(|b| b.is_ascii_whitespace()).map_or(bytes.len(), |i| start + i);
         self.pos = end;
         let word = &self.text[start..end];
-        let lower =
-            |prefix: &str| word.len() >= prefix.len() && word[..prefix.len()].eq_ignore_ascii_case(prefix);
+        let lower = |prefix: &str| word.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
         let token = if lower("data_") {
             Token::DataBlock(&word[5..])
         } else if word.eq_ignore_ascii_case("loop_") {
@@ -246,6 +245,13 @@ mod tests {
         let star = parse(text).unwrap();
         assert_eq!(star.blocks[0].pair("struct.title"), Some("ADENYLATE KINASE\nclosed form"));
         assert_eq!(star.blocks[0].pair("entry.id"), Some("1AKE"));
+    }
+
+    #[test]
+    fn multibyte_words_near_keywords_do_not_split_characters() {
+        let star = parse("data_x\n_a dat€x\n_b loo€\n").unwrap();
+        assert_eq!(star.blocks[0].pair("a"), Some("dat€x"));
+        assert_eq!(parse(&star.to_string()).unwrap(), star);
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn quote(value: &str) -> std::borrow::Cow<'_, str> {
         || value.starts_with(['_', '#', '\'', '"', ';', '$'])
         || ["data_", "save_", "loop_", "stop_", "global_"]
             .iter()
-            .any(|k| value.len() >= k.len() && value[..k.len()].eq_ignore_ascii_case(k));
+            .any(|k| value.get(..k.len()).is_some_and(|p| p.eq_ignore_ascii_case(k)));
     if !needs {
         return value.into();
     }
