@@ -60,12 +60,12 @@ pub fn file_kind(path: &Path) -> Result<FileKind> {
     })
 }
 
-/// A report of what `path` holds.
-pub fn describe(path: &Path) -> Result<String> {
+/// A report of what `path` holds; particle images are looked for as `images` says.
+pub fn describe(path: &Path, images: &ImagePaths) -> Result<String> {
     match file_kind(path)? {
         FileKind::Mrc => describe_mrc(path),
-        FileKind::Star => describe_star(path),
-        FileKind::Npy => describe_npy(path),
+        FileKind::Star => describe_star(path, images),
+        FileKind::Npy => describe_npy(path, images),
         FileKind::Atoms => describe_atoms(path),
         FileKind::Pickle => describe_pickle(path),
         FileKind::Text => describe_text(path),
@@ -144,7 +144,7 @@ fn data_stats(reader: &MrcReader) -> Result<Stats> {
     Ok(stats)
 }
 
-fn describe_star(path: &Path) -> Result<String> {
+fn describe_star(path: &Path, images: &ImagePaths) -> Result<String> {
     let file = StarFile::read(path)?;
     let particles = relion::read_particles_star(path);
     let mut out = String::new();
@@ -161,7 +161,7 @@ fn describe_star(path: &Path) -> Result<String> {
         }
     }
     match particles {
-        Ok(table) => describe_particles(&mut out, &table),
+        Ok(table) => describe_particles(&mut out, &table, images),
         Err(e) => {
             let _ = writeln!(out, "  not a particle table: {}", e.message());
         }
@@ -204,14 +204,14 @@ fn trimmed(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn describe_particles(out: &mut String, table: &ParticleTable) {
+fn describe_particles(out: &mut String, table: &ParticleTable, paths: &ImagePaths) {
     let _ = writeln!(out, "  particles          {}", table.len());
     let _ = writeln!(out, "  poses              {}", if table.has_poses { "yes" } else { "no" });
     let _ = writeln!(out, "  CTF                {}", if table.has_ctf { "yes" } else { "no" });
     let stacks: std::collections::BTreeSet<&str> =
         table.particles.iter().map(|p| p.image.path.as_str()).collect();
     let _ = writeln!(out, "  image stacks       {}", stacks.len());
-    match ParticleImages::open(table, &ImagePaths::default()) {
+    match ParticleImages::open(table, paths) {
         Ok(images) => {
             let [nx, ny] = images.shape();
             let _ = writeln!(out, "  images             all found, {nx} × {ny} px");
@@ -262,7 +262,7 @@ fn describe_particles(out: &mut String, table: &ParticleTable) {
     }
 }
 
-fn describe_npy(path: &Path) -> Result<String> {
+fn describe_npy(path: &Path, images: &ImagePaths) -> Result<String> {
     let array = NpyArray::read(path)?;
     let mut out = String::new();
     let structured = !(array.fields.len() == 1 && array.fields[0].name.is_empty());
@@ -281,7 +281,7 @@ fn describe_npy(path: &Path) -> Result<String> {
             let _ = writeln!(out, "    {:<32} {ty}{shape}", f.name);
         }
         match cs::particles_from_cs(array, path) {
-            Ok(table) => describe_particles(&mut out, &table),
+            Ok(table) => describe_particles(&mut out, &table, images),
             Err(e) => {
                 let _ = writeln!(out, "  not a cryoSPARC particle file: {}", e.message());
             }

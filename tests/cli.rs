@@ -75,3 +75,28 @@ fn the_readme_example_finds_its_images() {
     assert!(text.contains("images             all found, 48 × 48 px"), "{text}");
     assert!(text.contains("mode               12 (float16)"), "{text}");
 }
+
+#[test]
+fn project_dir_sets_where_images_are_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("meta")).unwrap();
+    std::fs::create_dir_all(dir.path().join("elsewhere/stacks")).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("examples/data/trpv1_particles.mrcs"),
+        dir.path().join("elsewhere/stacks/p.mrcs"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(root.join("examples/data/trpv1_particles.star"))
+        .unwrap()
+        .replace("trpv1_particles.mrcs", "stacks/p.mrcs");
+    let star = dir.path().join("meta/p.star");
+    std::fs::write(&star, text).unwrap();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = cryomotion(&[&["info".as_ref(), star.as_os_str()], extra].concat());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&[]).contains("not readable: image stack 'stacks/p.mrcs' not found"));
+    let elsewhere = dir.path().join("elsewhere");
+    assert!(run(&["--project-dir".as_ref(), elsewhere.as_os_str()]).contains("all found, 48 × 48 px"));
+}
