@@ -152,3 +152,30 @@ fn cryodrgn_pickles_hold_the_same_arrays_as_its_npy_files() {
         npy("cryodrgn_golden/PfCRT_D300_trans.npy").values().unwrap()
     );
 }
+
+#[test]
+fn cryosparc_particles_convert_to_a_relion_star_file() {
+    use cryomotion::io::relion::write_particles_star;
+    let cs = read_particles_cs(shared("cryodrgn_tests/cryosparc_P12_J24_001_particles.cs")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("from_cs.star");
+    write_particles_star(&out, &cs, None).unwrap();
+    let star = read_particles_star(&out).unwrap();
+    assert_eq!(star.len(), cs.len());
+    assert_eq!(star.optics_groups.len(), 1);
+    let g = star.optics_of(0);
+    assert_eq!((g.image_size, g.voltage_kv), (Some(180), 200.0));
+    assert!((g.pixel_size - 2.95).abs() < 1e-5);
+    for (a, b) in cs.particles.iter().zip(&star.particles) {
+        assert_eq!((&a.image.path, a.image.index), (&b.image.path, b.image.index));
+        let ma: Vec<f64> = euler_to_matrix(a.euler_deg[0], a.euler_deg[1], a.euler_deg[2])
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert!(max_diff(&euler_to_matrix(b.euler_deg[0], b.euler_deg[1], b.euler_deg[2]), &ma) < 1e-5);
+        assert!((a.origin_angstrom[0] - b.origin_angstrom[0]).abs() < 1e-5);
+        assert!((a.ctf.defocus_u_angstrom - b.ctf.defocus_u_angstrom).abs() < 1e-3);
+        assert_eq!(a.random_subset, b.random_subset);
+    }
+}

@@ -348,7 +348,14 @@ const OPTICS_COLUMNS_30: &[&str] = &[
 /// source (or where the source had no such column), so an unmodified table writes back its
 /// original text. RELION 3.0 input gains an optics block and origins in Å.
 pub fn particles_to_star(table: &ParticleTable, rows: Option<&[usize]>) -> Result<StarFile> {
+    let (mut out, block_name, relion30) = match &table.source {
+        TableSource::Star { file, particles_block, relion30 } => {
+            (file.clone(), particles_block.clone(), *relion30)
+        }
+        TableSource::Cs(_) => (StarFile::default(), "particles".to_string(), true),
+    };
     let all: Vec<usize>;
+    let selected = rows;
     let rows = match rows {
         Some(r) => r,
         None => {
@@ -356,15 +363,11 @@ pub fn particles_to_star(table: &ParticleTable, rows: Option<&[usize]>) -> Resul
             &all
         }
     };
-    let (mut out, block_name, relion30) = match &table.source {
-        TableSource::Star { file, particles_block, relion30 } => {
-            (file.clone(), particles_block.clone(), *relion30)
-        }
-        TableSource::Cs(_) => (StarFile::default(), "particles".to_string(), true),
-    };
-    let source_block = out.block(&block_name).cloned();
-    let mut t = match &source_block {
-        Some(b) => b.table().expect("particle block has a loop").select_rows(rows),
+    let mut t = match out.block_mut(&block_name).and_then(DataBlock::table_mut) {
+        Some(source) => match selected {
+            Some(r) => source.select_rows(r),
+            None => std::mem::take(source),
+        },
         None => {
             let mut t = Table::new::<&str>(&[])?;
             for _ in rows {
@@ -386,10 +389,12 @@ pub fn particles_to_star(table: &ParticleTable, rows: Option<&[usize]>) -> Resul
         update_column(&mut t, name, particles.iter().map(|p| get(p)))?;
     }
     if particles.iter().any(|p| p.random_subset.is_some()) {
-        let values: Vec<String> =
-            particles.iter().map(|p| p.random_subset.map_or("0".into(), |s| s.to_string())).collect();
-        if t.column("rlnRandomSubset").map(|c| c.ne(values.iter().map(String::as_str))).unwrap_or(true) {
-            t.set_column("rlnRandomSubset", values)?;
+        let subset = |p: &Particle| p.random_subset.map_or(0, i64::from);
+        let unchanged = t.column("rlnRandomSubset").is_some_and(|mut column| {
+            particles.iter().all(|p| column.next().and_then(|v| v.trim().parse().ok()) == Some(subset(p)))
+        });
+        if !unchanged {
+            t.set_column("rlnRandomSubset", particles.iter().map(|p| subset(p).to_string()))?;
         }
     }
     if relion30 {
@@ -460,19 +465,21 @@ fn optics_table(groups: &[OpticsGroup]) -> Result<Table> {
 
 /// Replaces cells whose number differs from `values`, keeping the original text elsewhere.
 fn update_column(t: &mut Table, name: &str, values: impl Iterator<Item = f64>) -> Result<()> {
+    let values: Vec<f64> = values.collect();
     let col = t.column_index(name);
-    let mut changed = col.is_none();
+    let same = |row: usize, v: f64| col.is_some_and(|c| t.get(row, c).trim().parse::<f64>().ok() == Some(v));
+    if col.is_some() && values.iter().enumerate().all(|(row, &v)| same(row, v)) {
+        return Ok(()); // nothing changed: keep the original text
+    }
     let new: Vec<String> = values
+        .iter()
         .enumerate()
-        .map(|(row, v)| match col {
-            Some(c) if t.get(row, c).trim().parse::<f64>().ok() == Some(v) => t.get(row, c).to_string(),
-            _ => {
-                changed = true;
-                format_number(v)
-            }
+        .map(|(row, &v)| match col {
+            Some(c) if same(row, v) => t.get(row, c).to_string(),
+            _ => format_number(v),
         })
         .collect();
-    if changed { t.set_column(name, new) } else { Ok(()) }
+    t.set_column(name, new)
 }
 
 /// A number as RELION writes it: 6 decimals, shortest exact form for integers.

@@ -36,15 +36,21 @@ fn write_table(out: &mut String, table: &Table) {
     }
     let ncols = table.column_count();
     let widths: Vec<usize> = (0..ncols)
-        .map(|c| (0..table.len()).map(|r| quote(table.get(r, c)).len()).max().unwrap_or(0))
+        .map(|c| (0..table.len()).map(|r| quote(table.get(r, c)).chars().count()).max().unwrap_or(0))
         .collect();
     for r in 0..table.len() {
-        for (c, width) in widths.iter().enumerate() {
+        for (c, &width) in widths.iter().enumerate() {
             let v = quote(table.get(r, c));
             if v.contains('\n') {
-                let _ = write!(out, "\n{v}\n");
+                out.push('\n');
+                out.push_str(&v);
+                out.push('\n');
             } else {
-                let _ = write!(out, "{v:>width$} ");
+                // right-aligned like RELION; counted in characters, as the width was
+                let pad = width.saturating_sub(v.chars().count());
+                out.extend(std::iter::repeat_n(' ', pad));
+                out.push_str(&v);
+                out.push(' ');
             }
         }
         out.push('\n');
