@@ -17,7 +17,9 @@
 
 pub mod array;
 pub mod error;
+pub mod fft;
 pub mod geometry;
+pub mod imaging;
 pub mod inspect;
 pub mod io;
 pub mod particles;

@@ -3,6 +3,7 @@
 mod atoms;
 mod cli;
 mod cs;
+mod imaging;
 mod mrc;
 mod regressions;
 mod star;
