@@ -23,5 +23,6 @@ pub mod imaging;
 pub mod inspect;
 pub mod io;
 pub mod particles;
+pub mod rng;
 
 pub use error::{Error, ErrorKind, Result};

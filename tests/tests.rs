@@ -6,5 +6,6 @@ mod cs;
 mod imaging;
 mod mrc;
 mod regressions;
+mod relion;
 mod star;
 mod util;
