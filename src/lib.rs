@@ -23,6 +23,7 @@ pub mod imaging;
 pub mod inspect;
 pub mod io;
 pub mod particles;
+pub mod reconstruction;
 pub mod rng;
 
 pub use error::{Error, ErrorKind, Result};
