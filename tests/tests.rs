@@ -5,6 +5,7 @@ mod cli;
 mod cs;
 mod imaging;
 mod mrc;
+mod reconstruction;
 mod regressions;
 mod relion;
 mod star;

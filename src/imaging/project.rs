@@ -174,3 +174,17 @@ impl ImageRenderer {
         crate::fft::origin_to_image_centre(&self.real, out, [self.n, self.n]);
     }
 }
+
+impl ImageRenderer {
+    /// The half-plane spectrum of a particle image, centred (RELION's image centre) and with
+    /// its translation undone: the inverse of [`ImageRenderer::render`] without CTF.
+    ///
+    /// # Panics
+    /// If the sizes do not match.
+    pub fn spectrum(&mut self, image: &[f32], origin_px: [f64; 2], out: &mut [Complex32]) {
+        assert_eq!(image.len(), self.n * self.n, "image length");
+        crate::fft::image_centre_to_origin(image, &mut self.real, [self.n, self.n]);
+        self.fft.forward(&mut self.real, out);
+        shift_half_plane(out, self.n, origin_px);
+    }
+}

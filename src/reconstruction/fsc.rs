@@ -58,7 +58,9 @@ pub fn fsc_of_spectra(fa: &[Complex32], fb: &[Complex32], n: usize) -> Vec<f64> 
         da[s] += mates * x.norm_sqr() as f64;
         db[s] += mates * y.norm_sqr() as f64;
     }
-    (0..shells).map(|s| if da[s] > 0.0 && db[s] > 0.0 { num[s] / (da[s] * db[s]).sqrt() } else { 0.0 }).collect()
+    (0..shells)
+        .map(|s| if da[s] > 0.0 && db[s] > 0.0 { num[s] / (da[s] * db[s]).sqrt() } else { 0.0 })
+        .collect()
 }
 
 /// The resolution in Å where the FSC first falls below `threshold` (linear interpolation between

@@ -2,6 +2,8 @@
 
 mod fsc;
 mod insert;
+mod wiener;
 
-pub use insert::FourierAccumulator;
 pub use fsc::{fsc, fsc_of_spectra, resolution_at, shell_indices, volume_spectrum};
+pub use insert::FourierAccumulator;
+pub use wiener::{FscKind, ssnr_from_fsc};
