@@ -22,6 +22,7 @@ pub mod geometry;
 pub mod imaging;
 pub mod inspect;
 pub mod io;
+pub mod ops;
 pub mod particles;
 pub mod reconstruction;
 pub mod rng;

@@ -1,6 +1,9 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
 mod info;
+mod progress;
+mod reconstruct;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -17,6 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Info(info::Args),
+    Reconstruct(reconstruct::Args),
+    Simulate(simulate::Args),
 }
 
 /// Runs the command line; errors are printed once, with their whole chain.
@@ -24,6 +29,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
+        Command::Reconstruct(args) => reconstruct::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,8 @@
 //! samples' own trilinear weights normalise the interpolation, so no real-space gridding
 //! correction is applied (RELION instead pre-weights iteratively and divides by sinc²).
 //! Without an FSC, weights are floored at 1/1000 of their shell mean, as RELION's
-//! `--skip_gridding` does, so empty voxels stay zero instead of blowing up.
+//! `--skip_gridding` does, so empty voxels stay zero instead of blowing up. Outside the sphere of
+//! radius n/2 the map is replaced by its background with a 3-voxel cosine edge, as RELION does.
 
 use super::FourierAccumulator;
 use crate::array::Volume;
@@ -90,6 +91,8 @@ impl FourierAccumulator {
                 out.data[dst..dst + n].copy_from_slice(&centred[src..src + n]);
             }
         }
+        // as RELION: what lies outside the sphere of radius n/2 is only noise and aliasing
+        super::soften_outside_sphere(&mut out, 3.0);
         out
     }
 }

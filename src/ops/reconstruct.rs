@@ -1,0 +1,310 @@
+//! Gold-standard reconstruction of a particle set: two half maps, the full map, their FSC.
+
+use rayon::prelude::*;
+
+use crate::array::Volume;
+use crate::error::{Error, Result};
+use crate::fft::Complex32;
+use crate::geometry::euler_to_matrix;
+use crate::imaging::{Ctf, ImageRenderer};
+use crate::io::images::ParticleImages;
+use crate::particles::ParticleTable;
+use crate::reconstruction::{FourierAccumulator, FscKind, fsc, resolution_at, ssnr_from_fsc};
+use crate::rng::Rng;
+
+/// What to reconstruct and how.
+#[derive(Clone, Debug)]
+pub struct ReconstructOptions {
+    /// Multiply by the CTF and weight by CTF² (RELION's `--ctf`).
+    pub ctf: bool,
+    /// Padding factor of the Fourier grid (RELION's `--pad`, default 2).
+    pub padding: usize,
+    /// Seed for the half-set split of particles without rlnRandomSubset.
+    pub seed: u64,
+}
+
+impl Default for ReconstructOptions {
+    fn default() -> Self {
+        ReconstructOptions { ctf: true, padding: 2, seed: 0 }
+    }
+}
+
+/// The maps and their FSC.
+pub struct Reconstruction {
+    /// Half maps from particles of half set 1 and 2.
+    pub half_maps: [Volume; 2],
+    /// The map from all particles.
+    pub full_map: Volume,
+    /// FSC per shell between the half maps.
+    pub fsc: Vec<f64>,
+    /// Resolution in Å where the FSC falls below 0.143.
+    pub resolution: f64,
+    /// Pixel size in Å.
+    pub pixel_size: f64,
+    /// Half set of every particle (1 or 2), as used.
+    pub subsets: Vec<u8>,
+    /// Whether any subset was assigned here (the table had none).
+    pub assigned_subsets: bool,
+}
+
+/// Memory the accumulators need, in bytes, for `threads` workers.
+pub fn accumulator_bytes(box_size: usize, padding: usize, threads: usize) -> u64 {
+    let big = (box_size * padding) as u64;
+    // data (8 bytes) + weight (4 bytes) per half-grid point, two half sets per worker
+    (big / 2 + 1) * big * big * 12 * 2 * threads as u64
+}
+
+/// Half set of each particle: rlnRandomSubset where present, otherwise a seeded random split.
+pub fn half_sets(table: &ParticleTable, seed: u64) -> (Vec<u8>, bool) {
+    let mut rng = Rng::new(seed);
+    let mut assigned = false;
+    let subsets = table
+        .particles
+        .iter()
+        .map(|p| {
+            p.random_subset.unwrap_or_else(|| {
+                assigned = true;
+                1 + (rng.next_u64() & 1) as u8
+            })
+        })
+        .collect();
+    (subsets, assigned)
+}
+
+/// Reconstructs the particles of `table` whose images `images` holds, calling `progress` with
+/// the number of particles done since its last call (from any thread).
+///
+/// # Errors
+/// `--ctf` without defocus columns, particles with NaN pixels, or an empty half set.
+pub fn reconstruct(
+    table: &ParticleTable,
+    images: &ParticleImages,
+    options: &ReconstructOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Reconstruction> {
+    if table.is_empty() {
+        return Err(Error::invalid("no particles to reconstruct").with_path(&table.path));
+    }
+    if options.ctf && !table.has_ctf {
+        return Err(Error::missing("CTF correction asked for, but the particles have no defocus values")
+            .in_field("rlnDefocusU")
+            .with_path(&table.path));
+    }
+    let n = images.shape()[0];
+    if images.shape() != [n, n] {
+        return Err(Error::unsupported(format!("images must be square, found {}×{}", n, images.shape()[1])));
+    }
+    let (subsets, assigned) = half_sets(table, options.seed);
+    for half in [1u8, 2] {
+        if !subsets.contains(&half) {
+            return Err(Error::invalid(format!("half set {half} is empty: a gold-standard FSC needs both"))
+                .in_field("rlnRandomSubset")
+                .with_path(&table.path));
+        }
+    }
+    let pixel_size = table.optics_groups[table.particles[0].optics_group].pixel_size;
+    let indices: Vec<usize> = (0..table.len()).collect();
+    let halves = accumulate(table, images, &indices, &subsets, options, progress)?;
+
+    let raw = [halves[0].reconstruct(None), halves[1].reconstruct(None)];
+    let raw_fsc = fsc(&raw[0], &raw[1]);
+    let half_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
+    let half_maps = [halves[0].reconstruct(Some(&half_ssnr)), halves[1].reconstruct(Some(&half_ssnr))];
+    let mut all = halves[0].clone();
+    all.add(&halves[1]);
+    let full_map = all.reconstruct(Some(&ssnr_from_fsc(&raw_fsc, FscKind::WholeMap)));
+    let curve = fsc(&half_maps[0], &half_maps[1]);
+    let resolution = resolution_at(&curve, 0.143, n, pixel_size);
+    Ok(Reconstruction {
+        half_maps,
+        full_map,
+        fsc: curve,
+        resolution,
+        pixel_size,
+        subsets,
+        assigned_subsets: assigned,
+    })
+}
+
+/// The map of one half set only (RELION's `--subset`), without FSC.
+pub fn reconstruct_subset(
+    table: &ParticleTable,
+    images: &ParticleImages,
+    subset: u8,
+    options: &ReconstructOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Volume> {
+    if options.ctf && !table.has_ctf {
+        return Err(Error::missing("CTF correction asked for, but the particles have no defocus values")
+            .in_field("rlnDefocusU")
+            .with_path(&table.path));
+    }
+    let (subsets, _) = half_sets(table, options.seed);
+    let indices: Vec<usize> = (0..table.len()).filter(|&i| subsets[i] == subset).collect();
+    if indices.is_empty() {
+        return Err(Error::invalid(format!("half set {subset} is empty"))
+            .in_field("rlnRandomSubset")
+            .with_path(&table.path));
+    }
+    let halves = accumulate(table, images, &indices, &subsets, options, progress)?;
+    Ok(halves[(subset - 1) as usize].reconstruct(None))
+}
+
+/// Inserts the particles `indices` into the accumulator of their half set (`subsets[i]`, 1 or
+/// 2), in parallel (one pair per rayon job, summed at the end).
+pub fn accumulate(
+    table: &ParticleTable,
+    images: &ParticleImages,
+    indices: &[usize],
+    subsets: &[u8],
+    options: &ReconstructOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<[FourierAccumulator; 2]> {
+    let n = images.shape()[0];
+    let chunk = (indices.len() / (rayon::current_num_threads() * 4)).clamp(16, 4096);
+    indices
+        .par_chunks(chunk)
+        .try_fold(
+            || Worker::new(n, options.padding),
+            |mut worker, chunk| {
+                for &i in chunk {
+                    worker.insert(table, images, i, subsets[i], options.ctf)?;
+                }
+                progress(chunk.len());
+                Ok::<_, Error>(worker)
+            },
+        )
+        .map(|worker| worker.map(|w| w.halves))
+        .try_reduce_with(|mut a, b| {
+            a[0].add(&b[0]);
+            a[1].add(&b[1]);
+            Ok(a)
+        })
+        .expect("at least one particle")
+}
+
+/// One thread's accumulators and buffers.
+struct Worker {
+    n: usize,
+    halves: [FourierAccumulator; 2],
+    renderer: ImageRenderer,
+    image: Vec<f32>,
+    bytes: Vec<u8>,
+    spectrum: Vec<Complex32>,
+    ctf: Vec<f32>,
+}
+
+impl Worker {
+    fn new(n: usize, padding: usize) -> Self {
+        let hx = n / 2 + 1;
+        Worker {
+            n,
+            halves: [FourierAccumulator::new(n, padding), FourierAccumulator::new(n, padding)],
+            renderer: ImageRenderer::new(n),
+            image: vec![0.0; n * n],
+            bytes: Vec::new(),
+            spectrum: vec![Complex32::default(); hx * n],
+            ctf: vec![0.0; hx * n],
+        }
+    }
+
+    fn insert(
+        &mut self,
+        table: &ParticleTable,
+        images: &ParticleImages,
+        i: usize,
+        half: u8,
+        ctf: bool,
+    ) -> Result<()> {
+        let p = &table.particles[i];
+        let optics = table.optics_of(i);
+        images.read(i, &mut self.image, &mut self.bytes).map_err(|e| e.at_row(i + 1))?;
+        if self.image.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(format!(
+                "image {} of {} has NaN or infinite pixels",
+                p.image.index + 1,
+                p.image.path
+            ))
+            .at_row(i + 1)
+            .with_path(&table.path));
+        }
+        let origin = [p.origin_angstrom[0] / optics.pixel_size, p.origin_angstrom[1] / optics.pixel_size];
+        self.renderer.spectrum(&self.image, origin, &mut self.spectrum);
+        let [rot, tilt, psi] = p.euler_deg;
+        let a = euler_to_matrix(rot, tilt, psi);
+        let acc = &mut self.halves[(half - 1) as usize];
+        if ctf {
+            Ctf::new(optics, &p.ctf).fill_half_plane(self.n, optics.pixel_size, false, &mut self.ctf);
+            if !optics.ctf_premultiplied {
+                self.spectrum.iter_mut().zip(&self.ctf).for_each(|(v, c)| *v *= *c);
+            }
+            self.ctf.iter_mut().for_each(|c| *c *= *c);
+            acc.insert(&a, &self.spectrum, Some(&self.ctf));
+        } else {
+            acc.insert(&a, &self.spectrum, None);
+        }
+        Ok(())
+    }
+}
+
+/// The FSC as a RELION postprocess-style STAR file: `data_general` with rlnFinalResolution and
+/// `data_fsc` with one row per shell.
+pub fn fsc_star(
+    curve: &[f64],
+    n: usize,
+    pixel_size: f64,
+    resolution: f64,
+) -> Result<crate::io::star::StarFile> {
+    use crate::io::star::{DataBlock, Item, StarFile, Table};
+    let mut general = DataBlock::new("general");
+    general.items.push(Item::Pair { tag: "rlnFinalResolution".into(), value: format!("{resolution:.6}") });
+    let mut table = Table::new(&[
+        "rlnSpectralIndex",
+        "rlnResolution",
+        "rlnAngstromResolution",
+        "rlnFourierShellCorrelation",
+    ])?;
+    for (s, f) in curve.iter().enumerate() {
+        let inv = s as f64 / (n as f64 * pixel_size);
+        let angstrom = if s == 0 { 999.0 } else { 1.0 / inv };
+        table.push_row(&[s.to_string(), format!("{inv:.6}"), format!("{angstrom:.6}"), format!("{f:.6}")])?;
+    }
+    Ok(StarFile { blocks: vec![general, DataBlock::with_table("fsc", table)] })
+}
+
+/// Writes half maps, the full map and the FSC table under `dir` (maps get the pixel size in
+/// their header); with subsets assigned here, the particles with rlnRandomSubset too.
+/// Returns the paths written.
+pub fn write_outputs(
+    result: &Reconstruction,
+    table: &ParticleTable,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    use crate::io::mrc::{Mode, write_volume};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(e, dir))?;
+    let mut written = Vec::new();
+    let ps = result.pixel_size as f32;
+    for (name, map) in [
+        ("half1.mrc", &result.half_maps[0]),
+        ("half2.mrc", &result.half_maps[1]),
+        ("map.mrc", &result.full_map),
+    ] {
+        let path = dir.join(name);
+        write_volume(&path, map, ps, [0.0; 3], Mode::Float32)?;
+        written.push(path);
+    }
+    let n = result.full_map.shape[0];
+    let path = dir.join("fsc.star");
+    fsc_star(&result.fsc, n, result.pixel_size, result.resolution)?.write(&path)?;
+    written.push(path);
+    if result.assigned_subsets {
+        let mut with_subsets = table.clone();
+        for (p, s) in with_subsets.particles.iter_mut().zip(&result.subsets) {
+            p.random_subset = Some(*s);
+        }
+        let path = dir.join("particles.star");
+        crate::io::relion::write_particles_star(&path, &with_subsets, None)?;
+        written.push(path);
+    }
+    Ok(written)
+}
