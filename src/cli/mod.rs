@@ -1,5 +1,6 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
+mod fsc;
 mod info;
 mod progress;
 mod reconstruct;
@@ -19,6 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Fsc(fsc::Args),
     Info(info::Args),
     Reconstruct(reconstruct::Args),
     Simulate(simulate::Args),
@@ -28,6 +30,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Fsc(args) => fsc::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),

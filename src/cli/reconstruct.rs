@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long, value_name = "GB")]
     max_memory: Option<f64>,
 
+    /// Write plain maps, without the Wiener term from the half-map FSC (as relion_reconstruct
+    /// without --fsc).
+    #[arg(long)]
+    no_wiener: bool,
+
     /// Seed of the half-set split for particles without rlnRandomSubset.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -89,7 +94,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-    let options = ReconstructOptions { ctf: args.ctf, padding: args.pad as usize, seed: args.seed };
+    let options = ReconstructOptions {
+        ctf: args.ctf,
+        padding: args.pad as usize,
+        seed: args.seed,
+        wiener: !args.no_wiener,
+    };
     let bar = crate::cli::progress::bar(table.len() as u64, "inserting particles");
     let tick = |k: usize| bar.inc(k as u64);
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use cryomotion::fft::fourier_resize_volume;
 use cryomotion::io::mrc::read_map;
 use cryomotion::ops::simulate::{SimulateOptions, output_paths, simulate};
 
@@ -35,9 +36,14 @@ pub struct Args {
     #[arg(long, default_value_t = 0.1)]
     snr: f64,
 
-    /// Pixel size in Å (default: from the map header).
+    /// Pixel size in Å of the map (default: from the map header).
     #[arg(long)]
     pixel_size: Option<f64>,
+
+    /// Resample the map to this box first (Fourier cropping or padding, same field of view:
+    /// the pixel size scales by old box / new box).
+    #[arg(long = "box", value_name = "PIXELS")]
+    box_size: Option<usize>,
 
     /// Smallest and largest defocus in Å.
     #[arg(long, num_args = 2, default_values_t = [10000.0, 25000.0])]
@@ -81,7 +87,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.defocus[0] > args.defocus[1] {
         bail!("--defocus: the smallest defocus comes first");
     }
-    let pixel_size = args.pixel_size.unwrap_or(map.voxel_size[0] as f64);
+    let mut pixel_size = args.pixel_size.unwrap_or(map.voxel_size[0] as f64);
+    let mut volume = map.volume;
+    if let Some(m) = args.box_size {
+        if m < 8 {
+            bail!("--box {m}: too small");
+        }
+        volume = fourier_resize_volume(&volume, m);
+        pixel_size *= nx as f64 / m as f64;
+    }
+    let nx = volume.shape[0];
     let options = SimulateOptions {
         count: args.n_particles,
         pixel_size,
@@ -95,7 +110,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         shift_sigma_angstrom: args.shift_sigma,
         seed: args.seed,
     };
-    let sigma = simulate(&map.volume, &options, &args.output)?;
+    let sigma = simulate(&volume, &options, &args.output)?;
     for path in output_paths(&args.output) {
         println!("wrote {}", path.display());
     }

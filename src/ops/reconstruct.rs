@@ -21,11 +21,14 @@ pub struct ReconstructOptions {
     pub padding: usize,
     /// Seed for the half-set split of particles without rlnRandomSubset.
     pub seed: u64,
+    /// Regularise with the SSNR from the half-map FSC (RELION's MAP estimate); off gives
+    /// relion_reconstruct's plain maps.
+    pub wiener: bool,
 }
 
 impl Default for ReconstructOptions {
     fn default() -> Self {
-        ReconstructOptions { ctf: true, padding: 2, seed: 0 }
+        ReconstructOptions { ctf: true, padding: 2, seed: 0, wiener: true }
     }
 }
 
@@ -108,11 +111,15 @@ pub fn reconstruct(
 
     let raw = [halves[0].reconstruct(None), halves[1].reconstruct(None)];
     let raw_fsc = fsc(&raw[0], &raw[1]);
-    let half_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
-    let half_maps = [halves[0].reconstruct(Some(&half_ssnr)), halves[1].reconstruct(Some(&half_ssnr))];
     let mut all = halves[0].clone();
     all.add(&halves[1]);
-    let full_map = all.reconstruct(Some(&ssnr_from_fsc(&raw_fsc, FscKind::WholeMap)));
+    let (half_maps, full_map) = if options.wiener {
+        let half_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
+        let half_maps = [halves[0].reconstruct(Some(&half_ssnr)), halves[1].reconstruct(Some(&half_ssnr))];
+        (half_maps, all.reconstruct(Some(&ssnr_from_fsc(&raw_fsc, FscKind::WholeMap))))
+    } else {
+        (raw, all.reconstruct(None))
+    };
     let curve = fsc(&half_maps[0], &half_maps[1]);
     let resolution = resolution_at(&curve, 0.143, n, pixel_size);
     Ok(Reconstruction {
