@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod io;
 pub mod ops;
 pub mod particles;
+pub mod plot;
 pub mod reconstruction;
 pub mod rng;
 

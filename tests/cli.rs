@@ -100,3 +100,96 @@ fn project_dir_sets_where_images_are_looked_for() {
     let elsewhere = dir.path().join("elsewhere");
     assert!(run(&["--project-dir".as_ref(), elsewhere.as_os_str()]).contains("all found, 48 × 48 px"));
 }
+
+fn run_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_err(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn simulate_then_reconstruct_writes_maps_fsc_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let map = shared("prody_adk/1ake.mrc").display().to_string();
+    let said = run_ok(&[
+        "simulate",
+        "--map",
+        &map,
+        "--box",
+        "32",
+        "--n-particles",
+        "600",
+        "--snr",
+        "1",
+        "--o",
+        &d("sim"),
+    ]);
+    assert!(said.contains("600 particles, box 32, 4 Å/px"), "{said}");
+    let said =
+        run_ok(&["reconstruct", &d("sim/particles.star"), "--o", &d("rec"), "--ctf", "--threads", "2"]);
+    let resolution: f64 = said.rsplit("= ").next().unwrap().trim().trim_end_matches(" Å").parse().unwrap();
+    assert!((8.0..=20.0).contains(&resolution), "{said}");
+    for f in ["rec/half1.mrc", "rec/half2.mrc", "rec/map.mrc", "rec/fsc.star", "rec/fsc.png"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let png = std::fs::read(dir.path().join("rec/fsc.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let said = run_ok(&["fsc", &d("rec/half1.mrc"), &d("rec/half2.mrc")]);
+    assert!(said.contains("resolution at FSC 0.143"), "{said}");
+    // only one half set: one map, no FSC
+    run_ok(&["reconstruct", &d("sim/particles.star"), "--o", &d("half2"), "--ctf", "--subset", "2"]);
+    assert!(dir.path().join("half2/map.mrc").exists());
+}
+
+#[test]
+fn reconstruct_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let map = shared("prody_adk/1ake.mrc").display().to_string();
+    run_ok(&[
+        "simulate",
+        "--map",
+        &map,
+        "--box",
+        "32",
+        "--n-particles",
+        "40",
+        "--snr",
+        "0",
+        "--no-ctf",
+        "--o",
+        &d("sim"),
+    ]);
+    let e = run_err(&["reconstruct", &d("sim/particles.star"), "--o", &d("a"), "--ctf"]);
+    assert!(e.contains("rlnDefocusU") && e.contains("particles.star"), "{e}");
+    assert!(!dir.path().join("a/map.mrc").exists());
+
+    // every particle in half set 1
+    let star = std::fs::read_to_string(dir.path().join("sim/particles.star")).unwrap();
+    let one_half: String = star
+        .lines()
+        .map(|l| if l.contains("@particles.mrcs") { l.replacen(" 2 ", " 1 ", 1) } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("sim/one_half.star"), one_half).unwrap();
+    let e = run_err(&["reconstruct", &d("sim/one_half.star"), "--o", &d("b")]);
+    assert!(e.contains("half set 2 is empty"), "{e}");
+
+    // a NaN pixel in image 3
+    let stack = dir.path().join("sim/particles.mrcs");
+    let mut bytes = std::fs::read(&stack).unwrap();
+    let at = 1024 + 4 * (2 * 32 * 32 + 100);
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&stack, bytes).unwrap();
+    let e = run_err(&["reconstruct", &d("sim/particles.star"), "--o", &d("c")]);
+    assert!(e.contains("row 3") && e.contains("NaN"), "{e}");
+}

@@ -21,7 +21,7 @@ pub struct Args {
     /// Multiply both maps by this mask first.
     #[arg(long)]
     mask: Option<PathBuf>,
-    /// Write the curve as a RELION-style STAR table.
+    /// Write the curve as a RELION-style STAR table, and a plot beside it (FILE with .png).
     #[arg(long = "o", value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -63,6 +63,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.output {
         fsc_star(&curve, n, pixel_size, r143)?.write(path)?;
         println!("wrote {}", path.display());
+        let png = path.with_extension("png");
+        let title = format!("FSC: {r143:.2} Å at 0.143");
+        cryomotion::plot::fsc_chart(&title, &[("map 1 vs map 2", &curve)], n, pixel_size).write_png(&png)?;
+        println!("wrote {}", png.display());
     }
     Ok(ExitCode::SUCCESS)
 }

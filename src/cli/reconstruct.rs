@@ -20,7 +20,7 @@ use cryomotion::ops::reconstruct::{
 /// FSC, as RELION does.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Outputs: DIR/half1.mrc, DIR/half2.mrc, DIR/map.mrc, DIR/fsc.star (and DIR/particles.star
+    after_help = "Outputs: DIR/half1.mrc, DIR/half2.mrc, DIR/map.mrc, DIR/fsc.star, DIR/fsc.png (and DIR/particles.star
 when half sets were assigned).
 
 Example:

@@ -304,6 +304,10 @@ pub fn write_outputs(
     let path = dir.join("fsc.star");
     fsc_star(&result.fsc, n, result.pixel_size, result.resolution)?.write(&path)?;
     written.push(path);
+    let path = dir.join("fsc.png");
+    let title = format!("Half-map FSC: {:.2} Å at 0.143", result.resolution);
+    crate::plot::fsc_chart(&title, &[("half maps", &result.fsc)], n, result.pixel_size).write_png(&path)?;
+    written.push(path);
     if result.assigned_subsets {
         let mut with_subsets = table.clone();
         for (p, s) in with_subsets.particles.iter_mut().zip(&result.subsets) {

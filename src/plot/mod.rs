@@ -1,0 +1,9 @@
+//! Plots as PNG files, drawn without a plotting library: a raster, 8×8 bitmap text, line charts.
+
+mod canvas;
+mod chart;
+mod fsc;
+
+pub use canvas::{Canvas, Rgb};
+pub use chart::{LineChart, PALETTE, Series, nice_ticks};
+pub use fsc::fsc_chart;
