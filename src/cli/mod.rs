@@ -2,6 +2,7 @@
 
 mod fsc;
 mod info;
+mod mask;
 mod progress;
 mod reconstruct;
 mod simulate;
@@ -22,6 +23,7 @@ struct Cli {
 enum Command {
     Fsc(fsc::Args),
     Info(info::Args),
+    Mask(mask::Args),
     Reconstruct(reconstruct::Args),
     Simulate(simulate::Args),
 }
@@ -32,6 +34,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fsc(args) => fsc::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Mask(args) => mask::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };

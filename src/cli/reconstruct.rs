@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use cryomotion::io::images::{ImagePaths, ParticleImages};
-use cryomotion::io::mrc::{Mode, write_volume};
+use cryomotion::io::mrc::{Mode, read_map, write_volume};
 use cryomotion::io::relion::read_particles_star;
 use cryomotion::ops::reconstruct::{
     ReconstructOptions, accumulator_bytes, reconstruct, reconstruct_subset, write_outputs,
@@ -33,6 +33,10 @@ pub struct Args {
     /// Output directory.
     #[arg(long = "o", value_name = "DIR")]
     output: PathBuf,
+
+    /// Mask for the masked FSC, corrected by phase randomisation (the reported resolution).
+    #[arg(long)]
+    mask: Option<PathBuf>,
 
     /// Correct for the CTF (multiply by CTF, weight by CTF²).
     #[arg(long)]
@@ -94,11 +98,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let mask = args.mask.as_ref().map(read_map).transpose()?.map(|m| m.volume);
     let options = ReconstructOptions {
         ctf: args.ctf,
         padding: args.pad as usize,
         seed: args.seed,
         wiener: !args.no_wiener,
+        mask,
     };
     let bar = crate::cli::progress::bar(table.len() as u64, "inserting particles");
     let tick = |k: usize| bar.inc(k as u64);

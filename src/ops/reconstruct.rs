@@ -9,7 +9,9 @@ use crate::geometry::euler_to_matrix;
 use crate::imaging::{Ctf, ImageRenderer};
 use crate::io::images::ParticleImages;
 use crate::particles::ParticleTable;
-use crate::reconstruction::{FourierAccumulator, FscKind, fsc, resolution_at, ssnr_from_fsc};
+use crate::reconstruction::{
+    FourierAccumulator, FscKind, MaskedFsc, fsc, masked_fsc, resolution_at, ssnr_from_fsc,
+};
 use crate::rng::Rng;
 
 /// What to reconstruct and how.
@@ -24,11 +26,13 @@ pub struct ReconstructOptions {
     /// Regularise with the SSNR from the half-map FSC (RELION's MAP estimate); off gives
     /// relion_reconstruct's plain maps.
     pub wiener: bool,
+    /// A mask for the masked, phase-randomisation-corrected FSC.
+    pub mask: Option<Volume>,
 }
 
 impl Default for ReconstructOptions {
     fn default() -> Self {
-        ReconstructOptions { ctf: true, padding: 2, seed: 0, wiener: true }
+        ReconstructOptions { ctf: true, padding: 2, seed: 0, wiener: true, mask: None }
     }
 }
 
@@ -40,7 +44,9 @@ pub struct Reconstruction {
     pub full_map: Volume,
     /// FSC per shell between the half maps.
     pub fsc: Vec<f64>,
-    /// Resolution in Å where the FSC falls below 0.143.
+    /// With a mask: the masked FSC corrected by phase randomisation (the resolution comes from it).
+    pub masked: Option<MaskedFsc>,
+    /// Resolution in Å where the (corrected, with a mask) FSC falls below 0.143.
     pub resolution: f64,
     /// Pixel size in Å.
     pub pixel_size: f64,
@@ -121,11 +127,23 @@ pub fn reconstruct(
         (raw, all.reconstruct(None))
     };
     let curve = fsc(&half_maps[0], &half_maps[1]);
-    let resolution = resolution_at(&curve, 0.143, n, pixel_size);
+    let masked = match &options.mask {
+        Some(mask) if mask.shape != half_maps[0].shape => {
+            return Err(Error::mismatch(format!(
+                "the mask is {:?} voxels, the maps {:?}",
+                mask.shape, half_maps[0].shape
+            ))
+            .in_field("--mask"));
+        }
+        Some(mask) => Some(masked_fsc(&half_maps[0], &half_maps[1], mask, options.seed)),
+        None => None,
+    };
+    let resolution = resolution_at(masked.as_ref().map_or(&curve, |m| &m.corrected), 0.143, n, pixel_size);
     Ok(Reconstruction {
         half_maps,
         full_map,
         fsc: curve,
+        masked,
         resolution,
         pixel_size,
         subsets,
@@ -255,9 +273,11 @@ impl Worker {
 }
 
 /// The FSC as a RELION postprocess-style STAR file: `data_general` with rlnFinalResolution and
-/// `data_fsc` with one row per shell.
+/// `data_fsc` with one row per shell; with a mask, RELION's masked, unmasked, phase-randomised
+/// and corrected columns.
 pub fn fsc_star(
     curve: &[f64],
+    masked: Option<&MaskedFsc>,
     n: usize,
     pixel_size: f64,
     resolution: f64,
@@ -265,16 +285,29 @@ pub fn fsc_star(
     use crate::io::star::{DataBlock, Item, StarFile, Table};
     let mut general = DataBlock::new("general");
     general.items.push(Item::Pair { tag: "rlnFinalResolution".into(), value: format!("{resolution:.6}") });
-    let mut table = Table::new(&[
-        "rlnSpectralIndex",
-        "rlnResolution",
-        "rlnAngstromResolution",
-        "rlnFourierShellCorrelation",
-    ])?;
+    let mut columns =
+        vec!["rlnSpectralIndex", "rlnResolution", "rlnAngstromResolution", "rlnFourierShellCorrelation"];
+    if masked.is_some() {
+        columns.extend([
+            "rlnFourierShellCorrelationCorrected",
+            "rlnFourierShellCorrelationUnmaskedMaps",
+            "rlnFourierShellCorrelationMaskedMaps",
+            "rlnCorrectedFourierShellCorrelationPhaseRandomizedMaskedMaps",
+        ]);
+    }
+    let mut table = Table::new(&columns)?;
     for (s, f) in curve.iter().enumerate() {
         let inv = s as f64 / (n as f64 * pixel_size);
         let angstrom = if s == 0 { 999.0 } else { 1.0 / inv };
-        table.push_row(&[s.to_string(), format!("{inv:.6}"), format!("{angstrom:.6}"), format!("{f:.6}")])?;
+        let mut row = vec![s.to_string(), format!("{inv:.6}"), format!("{angstrom:.6}")];
+        match masked {
+            Some(m) => row.extend(
+                [m.corrected[s], m.corrected[s], m.unmasked[s], m.masked[s], m.randomised[s]]
+                    .map(|v| format!("{v:.6}")),
+            ),
+            None => row.push(format!("{f:.6}")),
+        }
+        table.push_row(&row)?;
     }
     Ok(StarFile { blocks: vec![general, DataBlock::with_table("fsc", table)] })
 }
@@ -302,11 +335,20 @@ pub fn write_outputs(
     }
     let n = result.full_map.shape[0];
     let path = dir.join("fsc.star");
-    fsc_star(&result.fsc, n, result.pixel_size, result.resolution)?.write(&path)?;
+    fsc_star(&result.fsc, result.masked.as_ref(), n, result.pixel_size, result.resolution)?.write(&path)?;
     written.push(path);
     let path = dir.join("fsc.png");
     let title = format!("Half-map FSC: {:.2} Å at 0.143", result.resolution);
-    crate::plot::fsc_chart(&title, &[("half maps", &result.fsc)], n, result.pixel_size).write_png(&path)?;
+    let curves: Vec<(&str, &[f64])> = match &result.masked {
+        Some(m) => vec![
+            ("corrected", &m.corrected),
+            ("unmasked", &m.unmasked),
+            ("masked", &m.masked),
+            ("phase-randomised", &m.randomised),
+        ],
+        None => vec![("half maps", &result.fsc)],
+    };
+    crate::plot::fsc_chart(&title, &curves, n, result.pixel_size).write_png(&path)?;
     written.push(path);
     if result.assigned_subsets {
         let mut with_subsets = table.clone();

@@ -1,11 +1,16 @@
 //! Reconstruction: Fourier insertion of particle images, Wiener-regularised half maps, FSC.
 
+mod filter;
 mod fsc;
 mod insert;
 mod mask;
 mod wiener;
 
-pub use fsc::{fsc, fsc_of_spectra, resolution_at, shell_indices, volume_spectrum};
+pub use filter::{low_pass, low_pass_angstrom};
+pub use fsc::{
+    MaskedFsc, fsc, fsc_of_spectra, masked_fsc, randomise_phases, resolution_at, shell_indices,
+    volume_spectrum,
+};
 pub use insert::FourierAccumulator;
-pub use mask::{soften_outside_sphere, sphere_mask};
+pub use mask::{soften_outside_sphere, sphere_mask, squared_distance, threshold_mask};
 pub use wiener::{FscKind, ssnr_from_fsc};
