@@ -146,12 +146,33 @@ fn simulate_then_reconstruct_writes_maps_fsc_and_plot() {
     let said = run_ok(&["fsc", &d("rec/half1.mrc"), &d("rec/half2.mrc")]);
     assert!(said.contains("resolution at FSC 0.143"), "{said}");
     // a mask from the map, and the masked FSC corrected by phase randomisation
-    let said = run_ok(&["mask", "--map", &d("rec/map.mrc"), "--threshold", "0.05", "--lowpass", "12", "--o", &d("mask.mrc")]);
+    let said = run_ok(&[
+        "mask",
+        "--map",
+        &d("rec/map.mrc"),
+        "--threshold",
+        "0.05",
+        "--lowpass",
+        "12",
+        "--o",
+        &d("mask.mrc"),
+    ]);
     assert!(said.contains("% of the box inside"), "{said}");
-    run_ok(&["reconstruct", &d("sim/particles.star"), "--o", &d("masked"), "--ctf", "--mask", &d("mask.mrc")]);
+    run_ok(&[
+        "reconstruct",
+        &d("sim/particles.star"),
+        "--o",
+        &d("masked"),
+        "--ctf",
+        "--mask",
+        &d("mask.mrc"),
+    ]);
     let star = cryomotion::io::star::StarFile::read(dir.path().join("masked/fsc.star")).unwrap();
     let table = star.block("fsc").unwrap().table().unwrap();
-    for column in ["rlnFourierShellCorrelationCorrected", "rlnCorrectedFourierShellCorrelationPhaseRandomizedMaskedMaps"] {
+    for column in [
+        "rlnFourierShellCorrelationCorrected",
+        "rlnCorrectedFourierShellCorrelationPhaseRandomizedMaskedMaps",
+    ] {
         assert!(table.has_column(column), "{column}");
     }
     // only one half set: one map, no FSC

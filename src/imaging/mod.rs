@@ -1,7 +1,10 @@
-//! The imaging model: CTF as RELION defines it, and projection of maps into particle images.
+//! The imaging model: CTF as RELION defines it, projection of maps and of Gaussians (atoms,
+//! pseudo-atoms) into particle images.
 
 mod ctf;
+mod gaussians;
 mod project;
 
 pub use ctf::{Ctf, electron_wavelength};
+pub use gaussians::{GaussianSet, electrons};
 pub use project::{FourierProjector, ImageRenderer, shift_half_plane};
