@@ -107,7 +107,7 @@ fn reconstruction_matches_relion_reconstruct() {
         seed: 5,
         ..Default::default()
     };
-    simulate(&truth, &options, dir.path()).unwrap();
+    simulate(&cryomotion::ops::simulate::Source::Map(truth), &options, dir.path()).unwrap();
     relion("relion_reconstruct", &["--i", "particles.star", "--o", "relion.mrc", "--ctf"], dir.path());
     let theirs = read_map(dir.path().join("relion.mrc")).unwrap();
     assert_eq!(theirs.voxel_size, [2.0; 3]);

@@ -8,5 +8,6 @@ mod mrc;
 mod reconstruction;
 mod regressions;
 mod relion;
+mod simulate;
 mod star;
 mod util;

@@ -5,10 +5,17 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use cryomotion::fft::fourier_resize_volume;
+use cryomotion::io::atoms::{Atom, read_atoms};
 use cryomotion::io::mrc::read_map;
-use cryomotion::ops::simulate::{SimulateOptions, output_paths, simulate};
+use cryomotion::ops::simulate::{SimulateOptions, Source, match_atoms, output_paths, simulate};
 
-/// Simulate particles from a map: projections at uniformly random poses, CTF, white noise.
+/// Simulate particles from a map or from atomic models: projections at uniformly random poses,
+/// CTF, white noise.
+///
+/// From models, each particle's conformation is drawn uniformly along a path: the frames of a
+/// multi-model PDB/mmCIF (your own MD or morph, frames in order), or a linear morph between two
+/// models given as two --model files (atoms matched by chain, residue and name). Atoms become
+/// Gaussians weighted by their electrons (width 0.225 × --atom-resolution, as Chimera's molmap).
 ///
 /// SNR is defined as RELION and CryoBench do: the variance of the noise-free, CTF-modulated
 /// projections over the whole box, averaged over all particles, divided by the variance of the
@@ -17,12 +24,21 @@ use cryomotion::ops::simulate::{SimulateOptions, output_paths, simulate};
 #[command(after_help = "Outputs: DIR/particles.mrcs, DIR/particles.star (RELION 3.1, true poses, CTF,
 rlnRandomSubset), DIR/truth.csv (true pose, origin, defocus and half set per particle).
 
-Example:
-  cryomotion simulate --map consensus.mrc --n-particles 10000 --snr 0.05 --o Simulated/")]
+Examples:
+  cryomotion simulate --map consensus.mrc --n-particles 10000 --snr 0.05 --o Simulated/
+  cryomotion simulate --model 1ake.pdb --model 4ake.pdb --box 96 --pixel-size 1.5 --o Morph/")]
 pub struct Args {
     /// Map to project (its header gives the pixel size unless --pixel-size is set).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    map: Option<PathBuf>,
+
+    /// Atomic model(s): one multi-model file (frames of a path) or two files (a linear morph).
+    #[arg(long, num_args = 1, action = clap::ArgAction::Append)]
+    model: Vec<PathBuf>,
+
+    /// Resolution in Å of the atomic density (default: 3 × pixel size).
     #[arg(long)]
-    map: PathBuf,
+    atom_resolution: Option<f64>,
 
     /// Output directory.
     #[arg(long = "o", value_name = "DIR")]
@@ -40,8 +56,8 @@ pub struct Args {
     #[arg(long)]
     pixel_size: Option<f64>,
 
-    /// Resample the map to this box first (Fourier cropping or padding, same field of view:
-    /// the pixel size scales by old box / new box).
+    /// Box size: for a map, resample it to this box first (Fourier cropping or padding, same
+    /// field of view: the pixel size scales by old box / new box); required for models.
     #[arg(long = "box", value_name = "PIXELS")]
     box_size: Option<usize>,
 
@@ -79,24 +95,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let map = read_map(&args.map)?;
-    let [nx, ny, nz] = map.volume.shape;
-    if nx != ny || nx != nz {
-        bail!("{}: the map must be cubic, it is {nx}×{ny}×{nz}", args.map.display());
-    }
     if args.defocus[0] > args.defocus[1] {
         bail!("--defocus: the smallest defocus comes first");
     }
-    let mut pixel_size = args.pixel_size.unwrap_or(map.voxel_size[0] as f64);
-    let mut volume = map.volume;
-    if let Some(m) = args.box_size {
-        if m < 8 {
-            bail!("--box {m}: too small");
-        }
-        volume = fourier_resize_volume(&volume, m);
-        pixel_size *= nx as f64 / m as f64;
-    }
-    let nx = volume.shape[0];
+    let (source, pixel_size) = match &args.map {
+        Some(path) => map_source(args, path)?,
+        None => model_source(args)?,
+    };
     let options = SimulateOptions {
         count: args.n_particles,
         pixel_size,
@@ -110,10 +115,65 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         shift_sigma_angstrom: args.shift_sigma,
         seed: args.seed,
     };
-    let sigma = simulate(&volume, &options, &args.output)?;
+    let sigma = simulate(&source, &options, &args.output)?;
     for path in output_paths(&args.output) {
         println!("wrote {}", path.display());
     }
-    println!("{} particles, box {nx}, {pixel_size} Å/px, noise σ = {sigma:.4}", args.n_particles);
+    let n = match &source {
+        Source::Map(v) => v.shape[0],
+        Source::Atoms { box_size, .. } => *box_size,
+    };
+    if matches!(source, Source::Atoms { .. }) {
+        println!(
+            "wrote {}/conformation_[0-4].mrc (maps at t = 0, 0.25, 0.5, 0.75, 1)",
+            args.output.display()
+        );
+    }
+    println!("{} particles, box {n}, {pixel_size} Å/px, noise σ = {sigma:.4}", args.n_particles);
     Ok(ExitCode::SUCCESS)
+}
+
+fn map_source(args: &Args, path: &std::path::Path) -> anyhow::Result<(Source, f64)> {
+    let map = read_map(path)?;
+    let [nx, ny, nz] = map.volume.shape;
+    if nx != ny || nx != nz {
+        bail!("{}: the map must be cubic, it is {nx}×{ny}×{nz}", path.display());
+    }
+    let mut pixel_size = args.pixel_size.unwrap_or(map.voxel_size[0] as f64);
+    let mut volume = map.volume;
+    if let Some(m) = args.box_size {
+        if m < 8 {
+            bail!("--box {m}: too small");
+        }
+        volume = fourier_resize_volume(&volume, m);
+        pixel_size *= nx as f64 / m as f64;
+    }
+    Ok((Source::Map(volume), pixel_size))
+}
+
+fn model_source(args: &Args) -> anyhow::Result<(Source, f64)> {
+    let (Some(box_size), Some(pixel_size)) = (args.box_size, args.pixel_size) else {
+        bail!("--model needs --box and --pixel-size");
+    };
+    let models: Vec<Vec<Atom>> = match args.model.as_slice() {
+        [one] => read_atoms(one)?.models,
+        [a, b] => {
+            eprintln!(
+                "warning: a linear Cartesian morph between two models distorts domains mid-path \
+                 (bonds stretch, rigid domains shrink); for realistic paths give a multi-model file"
+            );
+            vec![read_atoms(a)?.models.remove(0), read_atoms(b)?.models.remove(0)]
+        }
+        _ => bail!("give one multi-model file or two models with --model"),
+    };
+    if models.len() < 2 {
+        bail!("{}: one model only: give a multi-model file or a second --model", args.model[0].display());
+    }
+    let frames = match_atoms(&models);
+    if frames[0].is_empty() {
+        bail!("the models share no atoms (matched by chain, residue number and atom name)");
+    }
+    eprintln!("{} frames of {} matched atoms", frames.len(), frames[0].len());
+    let resolution = args.atom_resolution.unwrap_or(3.0 * pixel_size);
+    Ok((Source::Atoms { frames, resolution, box_size }, pixel_size))
 }

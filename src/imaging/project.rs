@@ -188,3 +188,23 @@ impl ImageRenderer {
         shift_half_plane(out, self.n, origin_px);
     }
 }
+
+impl ImageRenderer {
+    /// Applies a CTF (half plane) and the translation by −`origin_px` to a centred real-space
+    /// image (e.g. a projection of Gaussians), writing the particle image to `out`.
+    ///
+    /// # Panics
+    /// If the sizes do not match.
+    pub fn filter(&mut self, centred: &[f32], origin_px: [f64; 2], ctf: Option<&[f32]>, out: &mut [f32]) {
+        assert_eq!(centred.len(), self.n * self.n, "image length");
+        crate::fft::image_centre_to_origin(centred, &mut self.real, [self.n, self.n]);
+        self.fft.forward(&mut self.real, &mut self.spectrum);
+        if let Some(ctf) = ctf {
+            assert_eq!(ctf.len(), self.spectrum.len(), "CTF half-plane length");
+            self.spectrum.iter_mut().zip(ctf).for_each(|(v, c)| *v *= *c);
+        }
+        shift_half_plane(&mut self.spectrum, self.n, [-origin_px[0], -origin_px[1]]);
+        self.fft.inverse(&mut self.spectrum, &mut self.real);
+        crate::fft::origin_to_image_centre(&self.real, out, [self.n, self.n]);
+    }
+}

@@ -69,6 +69,8 @@ pub struct TruePose {
     pub ctf: ParticleCtf,
     /// Half set.
     pub random_subset: u8,
+    /// Position along the conformational path, in [0, 1] (0 for a single map).
+    pub conformation: f64,
 }
 
 /// Draws every particle's parameters from the seed (independent of threads).
@@ -87,7 +89,8 @@ pub fn draw_poses(options: &SimulateOptions) -> Vec<TruePose> {
                 defocus_angle_deg: rng.range(0.0, 180.0),
                 ..Default::default()
             };
-            TruePose { euler_deg, origin_angstrom, ctf, random_subset: 1 + (rng.next_u64() & 1) as u8 }
+            let random_subset = 1 + (rng.next_u64() & 1) as u8;
+            TruePose { euler_deg, origin_angstrom, ctf, random_subset, conformation: rng.uniform() }
         })
         .collect()
 }
@@ -106,44 +109,157 @@ pub fn optics_group(options: &SimulateOptions, box_size: usize) -> OpticsGroup {
     }
 }
 
-/// Renders particle `i` without noise.
-fn render(
-    projector: &FourierProjector,
-    renderer: &mut ImageRenderer,
-    optics: &OpticsGroup,
-    pose: &TruePose,
-    ctf_on: bool,
-    ctf: &mut [f32],
-    out: &mut [f32],
-) {
-    let n = projector.box_size();
-    if ctf_on {
-        Ctf::new(optics, &pose.ctf).fill_half_plane(n, optics.pixel_size, false, ctf);
-    }
-    let [rot, tilt, psi] = pose.euler_deg;
-    let origin = [pose.origin_angstrom[0] / optics.pixel_size, pose.origin_angstrom[1] / optics.pixel_size];
-    renderer.render(projector, &euler_to_matrix(rot, tilt, psi), origin, ctf_on.then_some(&*ctf), out);
+/// What the particles are images of.
+pub enum Source {
+    /// One map (box n, centre n/2): every particle shows the same structure.
+    Map(Volume),
+    /// A conformational path through atomic models: frames of matched atoms (positions in Å,
+    /// centred on the first frame's centroid), interpolated linearly between consecutive frames;
+    /// each particle's position along the path is uniform in [0, 1]. Atoms become Gaussians
+    /// weighted by their electrons, of width 0.225 × `resolution` Å.
+    Atoms {
+        /// Frames of matched atoms (same atoms, same order).
+        frames: Vec<Vec<crate::io::atoms::Atom>>,
+        /// Resolution of the atomic density in Å.
+        resolution: f64,
+        /// Box size of the particles.
+        box_size: usize,
+    },
 }
 
-/// Simulates particles from `map` into `dir`: `particles.mrcs`, `particles.star` (RELION 3.1,
-/// true poses, CTF, rlnRandomSubset) and `truth.csv`. Returns the noise standard deviation.
+impl Source {
+    fn box_size(&self) -> usize {
+        match self {
+            Source::Map(v) => v.shape[0],
+            Source::Atoms { box_size, .. } => *box_size,
+        }
+    }
+
+    /// The Gaussians at position `t` ∈ [0, 1] along the path.
+    pub fn gaussians_at(&self, t: f64) -> Option<crate::imaging::GaussianSet> {
+        let Source::Atoms { frames, resolution, .. } = self else { return None };
+        let centre = centroid(&frames[0]);
+        let s = t.clamp(0.0, 1.0) * (frames.len() - 1) as f64;
+        let k = (s.floor() as usize).min(frames.len() - 2);
+        let f = s - k as f64;
+        let atoms: Vec<crate::io::atoms::Atom> = frames[k]
+            .iter()
+            .zip(&frames[k + 1])
+            .map(|(a, b)| {
+                let mut atom = a.clone();
+                atom.position = [0, 1, 2].map(|d| (1.0 - f) * a.position[d] + f * b.position[d]);
+                atom
+            })
+            .collect();
+        Some(crate::imaging::GaussianSet::from_atoms(&atoms, centre, *resolution))
+    }
+}
+
+/// Mean position of atoms.
+pub fn centroid(atoms: &[crate::io::atoms::Atom]) -> [f64; 3] {
+    let n = atoms.len().max(1) as f64;
+    [0, 1, 2].map(|d| atoms.iter().map(|a| a.position[d]).sum::<f64>() / n)
+}
+
+/// Keeps, in every frame, only the atoms present in all frames (matched by chain, residue
+/// number, insertion code and atom name; first alternate location), in the first frame's order.
+pub fn match_atoms(models: &[Vec<crate::io::atoms::Atom>]) -> Vec<Vec<crate::io::atoms::Atom>> {
+    use std::collections::HashMap;
+    type Key = (String, i64, String, String);
+    let key = |a: &crate::io::atoms::Atom| -> Key {
+        (a.chain.clone(), a.residue_number, a.insertion_code.clone(), a.name.clone())
+    };
+    let maps: Vec<HashMap<Key, &crate::io::atoms::Atom>> = models
+        .iter()
+        .map(|atoms| {
+            let mut m = HashMap::new();
+            for a in atoms.iter().filter(|a| !a.hetero) {
+                m.entry(key(a)).or_insert(a);
+            }
+            m
+        })
+        .collect();
+    let mut order: Vec<Key> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for a in models[0].iter().filter(|a| !a.hetero) {
+        let k = key(a);
+        if maps.iter().all(|m| m.contains_key(&k)) && seen.insert(k.clone()) {
+            order.push(k);
+        }
+    }
+    maps.iter().map(|m| order.iter().map(|k| (*m[k]).clone()).collect()).collect()
+}
+
+/// Renders one particle without noise: the structure at the particle's conformation, at its
+/// pose, CTF-modulated, translated by −origin.
+struct ParticleRenderer<'a> {
+    source: &'a Source,
+    projector: Option<FourierProjector>,
+    optics: OpticsGroup,
+    ctf_on: bool,
+}
+
+impl ParticleRenderer<'_> {
+    fn render(
+        &self,
+        renderer: &mut ImageRenderer,
+        pose: &TruePose,
+        ctf: &mut [f32],
+        centred: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let n = self.source.box_size();
+        if self.ctf_on {
+            Ctf::new(&self.optics, &pose.ctf).fill_half_plane(n, self.optics.pixel_size, false, ctf);
+        }
+        let [rot, tilt, psi] = pose.euler_deg;
+        let a = euler_to_matrix(rot, tilt, psi);
+        let origin = [
+            pose.origin_angstrom[0] / self.optics.pixel_size,
+            pose.origin_angstrom[1] / self.optics.pixel_size,
+        ];
+        let ctf = self.ctf_on.then_some(&*ctf);
+        match &self.projector {
+            Some(projector) => renderer.render(projector, &a, origin, ctf, out),
+            None => {
+                let gaussians = self.source.gaussians_at(pose.conformation).expect("atomic source");
+                centred.iter_mut().for_each(|v| *v = 0.0);
+                gaussians.project(&a, [0.0; 2], n, self.optics.pixel_size, centred);
+                renderer.filter(centred, origin, ctf, out);
+            }
+        }
+    }
+}
+
+/// Simulates particles from `source` into `dir`: `particles.mrcs`, `particles.star` (RELION
+/// 3.1, true poses, CTF, rlnRandomSubset), `truth.csv`, and for atomic sources the maps along the
+/// path (`conformation_0.mrc` … `conformation_4.mrc` at t = 0, ¼, ½, ¾, 1, with the origin that
+/// overlays them on the models in ChimeraX). Returns the noise standard deviation.
 ///
 /// SNR is defined as RELION and CryoBench do: the variance of the noise-free, CTF-modulated
 /// projections over the whole box, averaged over all particles, divided by the variance of the
 /// white Gaussian noise added.
-pub fn simulate(map: &Volume, options: &SimulateOptions, dir: &Path) -> Result<f64> {
-    let n = map.shape[0];
-    let projector = FourierProjector::new(map, 2);
-    let optics = optics_group(options, n);
+pub fn simulate(source: &Source, options: &SimulateOptions, dir: &Path) -> Result<f64> {
+    let n = source.box_size();
+    let particles = ParticleRenderer {
+        source,
+        projector: match source {
+            Source::Map(map) => Some(FourierProjector::new(map, 2)),
+            Source::Atoms { .. } => None,
+        },
+        optics: optics_group(options, n),
+        ctf_on: options.ctf,
+    };
+    let optics = &particles.optics;
     let poses = draw_poses(options);
     let hx = n / 2 + 1;
     // pass 1: the signal variance of every noise-free image
     let signal_variance: f64 = poses
         .par_iter()
         .map_init(
-            || (ImageRenderer::new(n), vec![0.0f32; hx * n], vec![0.0f32; n * n]),
-            |(renderer, ctf, image), pose| {
-                render(&projector, renderer, &optics, pose, options.ctf, ctf, image);
+            || (ImageRenderer::new(n), vec![0.0f32; hx * n], vec![0.0f32; n * n], vec![0.0f32; n * n]),
+            |(renderer, ctf, centred, image), pose| {
+                particles.render(renderer, pose, ctf, centred, image);
                 variance(image)
             },
         )
@@ -164,10 +280,10 @@ pub fn simulate(map: &Volume, options: &SimulateOptions, dir: &Path) -> Result<f
             .par_iter()
             .enumerate()
             .map_init(
-                || (ImageRenderer::new(n), vec![0.0f32; hx * n]),
-                |(renderer, ctf), (k, pose)| {
+                || (ImageRenderer::new(n), vec![0.0f32; hx * n], vec![0.0f32; n * n]),
+                |(renderer, ctf, centred), (k, pose)| {
                     let mut image = vec![0.0f32; n * n];
-                    render(&projector, renderer, &optics, pose, options.ctf, ctf, &mut image);
+                    particles.render(renderer, pose, ctf, centred, &mut image);
                     if noise_sigma > 0.0 {
                         let mut rng = Rng::new(
                             options.seed
@@ -185,8 +301,18 @@ pub fn simulate(map: &Volume, options: &SimulateOptions, dir: &Path) -> Result<f
         }
     }
     writer.finish()?;
-    write_star(&dir.join("particles.star"), &poses, &optics, "particles.mrcs", options.ctf)?;
+    write_star(&dir.join("particles.star"), &poses, optics, "particles.mrcs", options.ctf)?;
     write_truth(&dir.join("truth.csv"), &poses)?;
+    if let Source::Atoms { frames, .. } = source {
+        let centre = centroid(&frames[0]);
+        let origin = centre.map(|c| (c - (n / 2) as f64 * options.pixel_size) as f32);
+        for k in 0..5 {
+            let t = k as f64 / 4.0;
+            let map = source.gaussians_at(t).expect("atomic source").render_volume(n, options.pixel_size);
+            let path = dir.join(format!("conformation_{k}.mrc"));
+            crate::io::mrc::write_volume(&path, &map, options.pixel_size as f32, origin, Mode::Float32)?;
+        }
+    }
     Ok(noise_sigma)
 }
 
@@ -260,11 +386,11 @@ fn write_star(path: &Path, poses: &[TruePose], optics: &OpticsGroup, stack: &str
 
 fn write_truth(path: &Path, poses: &[TruePose]) -> Result<()> {
     let mut text = String::from(
-        "particle,rot,tilt,psi,origin_x_angstrom,origin_y_angstrom,defocus_u,defocus_v,defocus_angle,half_set\n",
+        "particle,rot,tilt,psi,origin_x_angstrom,origin_y_angstrom,defocus_u,defocus_v,defocus_angle,half_set,conformation\n",
     );
     for (i, p) in poses.iter().enumerate() {
         text += &format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.3},{}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.3},{},{:.6}\n",
             i + 1,
             p.euler_deg[0],
             p.euler_deg[1],
@@ -274,7 +400,8 @@ fn write_truth(path: &Path, poses: &[TruePose]) -> Result<()> {
             p.ctf.defocus_u_angstrom,
             p.ctf.defocus_v_angstrom,
             p.ctf.defocus_angle_deg,
-            p.random_subset
+            p.random_subset,
+            p.conformation
         );
     }
     crate::io::atomic::write_atomic(path, text.as_bytes())
