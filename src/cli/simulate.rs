@@ -7,7 +7,9 @@ use anyhow::bail;
 use cryomotion::fft::fourier_resize_volume;
 use cryomotion::io::atoms::{Atom, read_atoms};
 use cryomotion::io::mrc::read_map;
-use cryomotion::ops::simulate::{SimulateOptions, Source, match_atoms, output_paths, simulate};
+use cryomotion::ops::simulate::{
+    AtomModes, SimulateOptions, Source, conformation_maps, match_atoms, output_paths, simulate,
+};
 
 /// Simulate particles from a map or from atomic models: projections at uniformly random poses,
 /// CTF, white noise.
@@ -39,6 +41,19 @@ pub struct Args {
     /// Resolution in Å of the atomic density (default: 3 × pixel size).
     #[arg(long)]
     atom_resolution: Option<f64>,
+
+    /// Move one model along this many slowest elastic-network (ANM) normal modes, with an
+    /// independent amplitude per mode and particle.
+    #[arg(long, value_name = "K")]
+    anm_modes: Option<usize>,
+
+    /// Largest mode amplitude in Å (RMS displacement of the Cα); drawn uniformly in ±this.
+    #[arg(long, default_value_t = 3.0)]
+    anm_amplitude: f64,
+
+    /// ANM spring cutoff in Å (ProDy's default 15).
+    #[arg(long, default_value_t = 15.0)]
+    anm_cutoff: f64,
 
     /// Output directory.
     #[arg(long = "o", value_name = "DIR")]
@@ -123,11 +138,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Source::Map(v) => v.shape[0],
         Source::Atoms { box_size, .. } => *box_size,
     };
-    if matches!(source, Source::Atoms { .. }) {
-        println!(
-            "wrote {}/conformation_[0-4].mrc (maps at t = 0, 0.25, 0.5, 0.75, 1)",
-            args.output.display()
-        );
+    for (name, _) in conformation_maps(&source) {
+        println!("wrote {}", args.output.join(format!("{name}.mrc")).display());
     }
     println!("{} particles, box {n}, {pixel_size} Å/px, noise σ = {sigma:.4}", args.n_particles);
     Ok(ExitCode::SUCCESS)
@@ -155,6 +167,22 @@ fn model_source(args: &Args) -> anyhow::Result<(Source, f64)> {
     let (Some(box_size), Some(pixel_size)) = (args.box_size, args.pixel_size) else {
         bail!("--model needs --box and --pixel-size");
     };
+    let resolution = args.atom_resolution.unwrap_or(3.0 * pixel_size);
+    if let Some(k) = args.anm_modes {
+        let [one] = args.model.as_slice() else { bail!("--anm-modes moves one model: give one --model") };
+        let atoms = read_atoms(one)?.models.remove(0);
+        let modes = AtomModes::anm(&atoms, k, args.anm_cutoff, args.anm_amplitude);
+        if modes.displacements.len() < k {
+            bail!(
+                "{}: only {} normal modes for {} atoms",
+                one.display(),
+                modes.displacements.len(),
+                atoms.len()
+            );
+        }
+        let frames = vec![atoms];
+        return Ok((Source::Atoms { frames, modes: Some(modes), resolution, box_size }, pixel_size));
+    }
     let models: Vec<Vec<Atom>> = match args.model.as_slice() {
         [one] => read_atoms(one)?.models,
         [a, b] => {
@@ -174,6 +202,5 @@ fn model_source(args: &Args) -> anyhow::Result<(Source, f64)> {
         bail!("the models share no atoms (matched by chain, residue number and atom name)");
     }
     eprintln!("{} frames of {} matched atoms", frames.len(), frames[0].len());
-    let resolution = args.atom_resolution.unwrap_or(3.0 * pixel_size);
-    Ok((Source::Atoms { frames, resolution, box_size }, pixel_size))
+    Ok((Source::Atoms { frames, modes: None, resolution, box_size }, pixel_size))
 }

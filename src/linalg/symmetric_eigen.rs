@@ -2,6 +2,9 @@
 //! tridiagonal form, then the implicit QL algorithm (the EISPACK tred2/tql2 pair, as JAMA
 //! implements them). O(n³); exact to rounding for the matrices we use (n ≤ a few thousand).
 
+// The loops keep EISPACK's index form, so that the code can be checked line by line against it.
+#![allow(clippy::needless_range_loop)]
+
 /// Eigenvalues in ascending order and the matching unit eigenvectors, column k of the row-major
 /// n × n output being eigenvector k.
 ///

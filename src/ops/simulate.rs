@@ -69,12 +69,14 @@ pub struct TruePose {
     pub ctf: ParticleCtf,
     /// Half set.
     pub random_subset: u8,
-    /// Position along the conformational path, in [0, 1] (0 for a single map).
-    pub conformation: f64,
+    /// Conformation: the position t ∈ [0, 1] along a path, or one amplitude (Å) per normal mode;
+    /// empty for a single map.
+    pub conformation: Vec<f64>,
 }
 
-/// Draws every particle's parameters from the seed (independent of threads).
-pub fn draw_poses(options: &SimulateOptions) -> Vec<TruePose> {
+/// Draws every particle's parameters from the seed (independent of threads); `space` is the
+/// number of conformation coordinates and the range each is drawn from uniformly.
+pub fn draw_poses(options: &SimulateOptions, space: (usize, f64, f64)) -> Vec<TruePose> {
     let mut rng = Rng::new(options.seed);
     (0..options.count)
         .map(|_| {
@@ -90,7 +92,8 @@ pub fn draw_poses(options: &SimulateOptions) -> Vec<TruePose> {
                 ..Default::default()
             };
             let random_subset = 1 + (rng.next_u64() & 1) as u8;
-            TruePose { euler_deg, origin_angstrom, ctf, random_subset, conformation: rng.uniform() }
+            let conformation = (0..space.0).map(|_| rng.range(space.1, space.2)).collect();
+            TruePose { euler_deg, origin_angstrom, ctf, random_subset, conformation }
         })
         .collect()
 }
@@ -113,13 +116,16 @@ pub fn optics_group(options: &SimulateOptions, box_size: usize) -> OpticsGroup {
 pub enum Source {
     /// One map (box n, centre n/2): every particle shows the same structure.
     Map(Volume),
-    /// A conformational path through atomic models: frames of matched atoms (positions in Å,
-    /// centred on the first frame's centroid), interpolated linearly between consecutive frames;
-    /// each particle's position along the path is uniform in [0, 1]. Atoms become Gaussians
-    /// weighted by their electrons, of width 0.225 × `resolution` Å.
+    /// Atomic models. With one frame and `modes`, each particle is the model displaced along
+    /// normal modes with independent uniform amplitudes; with several frames, a path through
+    /// them, interpolated linearly between consecutive frames, each particle's position along it
+    /// uniform in [0, 1]. Atoms become Gaussians weighted by their electrons, of width
+    /// 0.225 × `resolution` Å, centred on the first frame's centroid.
     Atoms {
         /// Frames of matched atoms (same atoms, same order).
         frames: Vec<Vec<crate::io::atoms::Atom>>,
+        /// Normal-mode motion of the first frame.
+        modes: Option<AtomModes>,
         /// Resolution of the atomic density in Å.
         resolution: f64,
         /// Box size of the particles.
@@ -127,7 +133,55 @@ pub enum Source {
     },
 }
 
+/// Motion along normal modes: per mode, the displacement of every atom for an amplitude of 1 Å
+/// (RMS over the atoms), and the largest amplitude drawn.
+#[derive(Clone, Debug)]
+pub struct AtomModes {
+    /// `displacements[k][i]`: displacement of atom i along mode k, RMS 1 Å over the atoms.
+    pub displacements: Vec<Vec<[f64; 3]>>,
+    /// Amplitudes are drawn uniformly in [−amplitude, amplitude] Å.
+    pub amplitude: f64,
+}
+
+impl AtomModes {
+    /// ANM modes of the Cα (P for nucleotides) of `atoms`; every atom follows its residue's Cα.
+    pub fn anm(atoms: &[crate::io::atoms::Atom], count: usize, cutoff: f64, amplitude: f64) -> Self {
+        let is_node = |a: &crate::io::atoms::Atom| a.name == "CA" || a.name == "P";
+        let nodes: Vec<&crate::io::atoms::Atom> = atoms.iter().filter(|a| is_node(a)).collect();
+        let coords: Vec<[f64; 3]> = nodes.iter().map(|a| a.position).collect();
+        let modes = crate::model::anm_modes(&coords, cutoff, 1.0, count);
+        let residue =
+            |a: &crate::io::atoms::Atom| (a.chain.clone(), a.residue_number, a.insertion_code.clone());
+        let node_of: std::collections::HashMap<_, usize> =
+            nodes.iter().enumerate().map(|(k, a)| (residue(a), k)).collect();
+        let scale = (nodes.len() as f64).sqrt(); // unit vector → RMS 1 Å per node
+        let displacements = modes
+            .vectors
+            .iter()
+            .map(|v| {
+                atoms
+                    .iter()
+                    .map(|a| match node_of.get(&residue(a)) {
+                        Some(&k) => [v[3 * k] * scale, v[3 * k + 1] * scale, v[3 * k + 2] * scale],
+                        None => [0.0; 3],
+                    })
+                    .collect()
+            })
+            .collect();
+        AtomModes { displacements, amplitude }
+    }
+}
+
 impl Source {
+    /// Number of conformation coordinates per particle and the range each is drawn from.
+    pub fn conformation_space(&self) -> (usize, f64, f64) {
+        match self {
+            Source::Map(_) => (0, 0.0, 0.0),
+            Source::Atoms { modes: Some(m), .. } => (m.displacements.len(), -m.amplitude, m.amplitude),
+            Source::Atoms { .. } => (1, 0.0, 1.0),
+        }
+    }
+
     fn box_size(&self) -> usize {
         match self {
             Source::Map(v) => v.shape[0],
@@ -135,10 +189,25 @@ impl Source {
         }
     }
 
-    /// The Gaussians at position `t` ∈ [0, 1] along the path.
-    pub fn gaussians_at(&self, t: f64) -> Option<crate::imaging::GaussianSet> {
-        let Source::Atoms { frames, resolution, .. } = self else { return None };
+    /// The Gaussians at a conformation (see [`TruePose::conformation`]).
+    pub fn gaussians_at(&self, conformation: &[f64]) -> Option<crate::imaging::GaussianSet> {
+        let Source::Atoms { frames, resolution, modes, .. } = self else { return None };
         let centre = centroid(&frames[0]);
+        if let Some(modes) = modes {
+            let atoms: Vec<crate::io::atoms::Atom> = frames[0]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let mut atom = a.clone();
+                    for (d, amplitude) in modes.displacements.iter().zip(conformation) {
+                        (0..3).for_each(|k| atom.position[k] += amplitude * d[i][k]);
+                    }
+                    atom
+                })
+                .collect();
+            return Some(crate::imaging::GaussianSet::from_atoms(&atoms, centre, *resolution));
+        }
+        let t = conformation.first().copied().unwrap_or(0.0);
         let s = t.clamp(0.0, 1.0) * (frames.len() - 1) as f64;
         let k = (s.floor() as usize).min(frames.len() - 2);
         let f = s - k as f64;
@@ -222,7 +291,7 @@ impl ParticleRenderer<'_> {
         match &self.projector {
             Some(projector) => renderer.render(projector, &a, origin, ctf, out),
             None => {
-                let gaussians = self.source.gaussians_at(pose.conformation).expect("atomic source");
+                let gaussians = self.source.gaussians_at(&pose.conformation).expect("atomic source");
                 centred.iter_mut().for_each(|v| *v = 0.0);
                 gaussians.project(&a, [0.0; 2], n, self.optics.pixel_size, centred);
                 renderer.filter(centred, origin, ctf, out);
@@ -251,7 +320,7 @@ pub fn simulate(source: &Source, options: &SimulateOptions, dir: &Path) -> Resul
         ctf_on: options.ctf,
     };
     let optics = &particles.optics;
-    let poses = draw_poses(options);
+    let poses = draw_poses(options, source.conformation_space());
     let hx = n / 2 + 1;
     // pass 1: the signal variance of every noise-free image
     let signal_variance: f64 = poses
@@ -306,14 +375,37 @@ pub fn simulate(source: &Source, options: &SimulateOptions, dir: &Path) -> Resul
     if let Source::Atoms { frames, .. } = source {
         let centre = centroid(&frames[0]);
         let origin = centre.map(|c| (c - (n / 2) as f64 * options.pixel_size) as f32);
-        for k in 0..5 {
-            let t = k as f64 / 4.0;
-            let map = source.gaussians_at(t).expect("atomic source").render_volume(n, options.pixel_size);
-            let path = dir.join(format!("conformation_{k}.mrc"));
+        for (name, conformation) in conformation_maps(source) {
+            let map = source
+                .gaussians_at(&conformation)
+                .expect("atomic source")
+                .render_volume(n, options.pixel_size);
+            let path = dir.join(format!("{name}.mrc"));
             crate::io::mrc::write_volume(&path, &map, options.pixel_size as f32, origin, Mode::Float32)?;
         }
     }
     Ok(noise_sigma)
+}
+
+/// The named conformations written as maps: along a path `conformation_0` … `conformation_4`
+/// (t = 0, ¼, ½, ¾, 1); for modes `mode_K_min` and `mode_K_max` (mode K at ∓ the amplitude).
+pub fn conformation_maps(source: &Source) -> Vec<(String, Vec<f64>)> {
+    match source {
+        Source::Map(_) => Vec::new(),
+        Source::Atoms { modes: Some(m), .. } => {
+            let k = m.displacements.len();
+            (0..k)
+                .flat_map(|mode| {
+                    [("min", -m.amplitude), ("max", m.amplitude)].map(|(tag, a)| {
+                        let mut c = vec![0.0; k];
+                        c[mode] = a;
+                        (format!("mode_{}_{tag}", mode + 1), c)
+                    })
+                })
+                .collect()
+        }
+        Source::Atoms { .. } => (0..5).map(|k| (format!("conformation_{k}"), vec![k as f64 / 4.0])).collect(),
+    }
 }
 
 fn variance(image: &[f32]) -> f64 {
@@ -385,12 +477,19 @@ fn write_star(path: &Path, poses: &[TruePose], optics: &OpticsGroup, stack: &str
 }
 
 fn write_truth(path: &Path, poses: &[TruePose]) -> Result<()> {
+    let dims = poses.first().map_or(0, |p| p.conformation.len());
     let mut text = String::from(
-        "particle,rot,tilt,psi,origin_x_angstrom,origin_y_angstrom,defocus_u,defocus_v,defocus_angle,half_set,conformation\n",
+        "particle,rot,tilt,psi,origin_x_angstrom,origin_y_angstrom,defocus_u,defocus_v,defocus_angle,half_set",
     );
+    match dims {
+        0 => {}
+        1 => text += ",conformation",
+        _ => (1..=dims).for_each(|k| text += &format!(",mode_{k}_angstrom")),
+    }
+    text.push('\n');
     for (i, p) in poses.iter().enumerate() {
         text += &format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.3},{},{:.6}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.3},{}",
             i + 1,
             p.euler_deg[0],
             p.euler_deg[1],
@@ -401,8 +500,9 @@ fn write_truth(path: &Path, poses: &[TruePose]) -> Result<()> {
             p.ctf.defocus_v_angstrom,
             p.ctf.defocus_angle_deg,
             p.random_subset,
-            p.conformation
         );
+        p.conformation.iter().for_each(|c| text += &format!(",{c:.6}"));
+        text.push('\n');
     }
     crate::io::atomic::write_atomic(path, text.as_bytes())
 }
