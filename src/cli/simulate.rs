@@ -7,6 +7,7 @@ use anyhow::bail;
 use cryomotion::fft::fourier_resize_volume;
 use cryomotion::io::atoms::{Atom, read_atoms};
 use cryomotion::io::mrc::read_map;
+use cryomotion::io::relion::read_particles_star;
 use cryomotion::ops::simulate::{
     AtomModes, SimulateOptions, Source, conformation_maps, match_atoms, output_paths, simulate,
 };
@@ -107,6 +108,25 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+
+    /// Take the poses (rot, tilt, psi) from this particle STAR file, in turn, instead of
+    /// uniformly random ones.
+    #[arg(long, value_name = "STAR")]
+    poses_from: Option<PathBuf>,
+
+    /// Rotation error (degrees, standard deviation) in the written STAR poses; truth.csv keeps
+    /// the exact poses.
+    #[arg(long, default_value_t = 0.0)]
+    pose_error: f64,
+
+    /// Origin error (Å per axis, standard deviation) in the written STAR origins.
+    #[arg(long, default_value_t = 0.0)]
+    shift_error: f64,
+
+    /// Write every atom's true displacement per particle to DIR/displacements.npy (float32,
+    /// particles × atoms × 3, Å).
+    #[arg(long)]
+    write_displacements: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -129,7 +149,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ctf: !args.no_ctf,
         shift_sigma_angstrom: args.shift_sigma,
         seed: args.seed,
+        poses_from: match &args.poses_from {
+            Some(path) => {
+                let table = read_particles_star(path)?;
+                if !table.has_poses {
+                    bail!("{}: no poses (rlnAngleRot, rlnAngleTilt) to take", path.display());
+                }
+                Some(table.particles.iter().map(|p| p.euler_deg).collect())
+            }
+            None => None,
+        },
+        pose_error_deg: args.pose_error,
+        shift_error_angstrom: args.shift_error,
+        write_displacements: args.write_displacements,
     };
+    if args.write_displacements && args.map.is_some() {
+        bail!("--write-displacements needs atomic models (--model)");
+    }
     let sigma = simulate(&source, &options, &args.output)?;
     for path in output_paths(&args.output) {
         println!("wrote {}", path.display());

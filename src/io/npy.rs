@@ -301,26 +301,37 @@ impl NpyArray {
                 .collect();
             format!("[{}]", items.join(", "))
         };
-        let mut dict =
-            format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {}, }}", tuple(&self.shape));
-        let v1 = dict.len() + 11 < 65536;
-        let prefix = if v1 { 10 } else { 12 };
-        while (prefix + dict.len() + 1) % 64 != 0 {
-            dict.push(' ');
-        }
-        dict.push('\n');
-        let mut out = b"\x93NUMPY".to_vec();
-        if v1 {
-            out.extend_from_slice(&[1, 0]);
-            out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        } else {
-            out.extend_from_slice(&[2, 0]);
-            out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
-        }
-        out.extend_from_slice(dict.as_bytes());
+        let mut out = header(&descr, &self.shape);
         out.extend_from_slice(&self.data);
         out
     }
+}
+
+/// The `.npy` header of a plain little-endian float32 array of `shape`, for writers that stream
+/// the data after it.
+pub fn float32_header(shape: &[usize]) -> Vec<u8> {
+    header("'<f4'", shape)
+}
+
+/// Magic, version, length and the padded header dict (total a multiple of 64 bytes).
+fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let mut dict = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {}, }}", tuple(shape));
+    let v1 = dict.len() + 11 < 65536;
+    let prefix = if v1 { 10 } else { 12 };
+    while (prefix + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY".to_vec();
+    if v1 {
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&[2, 0]);
+        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out
 }
 
 fn tuple(dims: &[usize]) -> String {

@@ -38,6 +38,15 @@ pub struct SimulateOptions {
     pub shift_sigma_angstrom: f64,
     /// Seed: the same seed gives the same dataset, whatever the thread count.
     pub seed: u64,
+    /// Poses (rot, tilt, psi) to use in turn instead of uniformly random ones.
+    pub poses_from: Option<Vec<[f64; 3]>>,
+    /// Standard deviation (degrees) of the rotation error written into the STAR file (the truth
+    /// keeps the exact pose), as a consensus refinement of flexible particles would have.
+    pub pose_error_deg: f64,
+    /// Standard deviation (Å, per axis) of the origin error written into the STAR file.
+    pub shift_error_angstrom: f64,
+    /// For atomic sources, write every atom's true displacement per particle (`displacements.npy`).
+    pub write_displacements: bool,
 }
 
 impl Default for SimulateOptions {
@@ -54,6 +63,10 @@ impl Default for SimulateOptions {
             ctf: true,
             shift_sigma_angstrom: 0.0,
             seed: 0,
+            poses_from: None,
+            pose_error_deg: 0.0,
+            shift_error_angstrom: 0.0,
+            write_displacements: false,
         }
     }
 }
@@ -79,8 +92,12 @@ pub struct TruePose {
 pub fn draw_poses(options: &SimulateOptions, space: (usize, f64, f64)) -> Vec<TruePose> {
     let mut rng = Rng::new(options.seed);
     (0..options.count)
-        .map(|_| {
-            let euler_deg = rng.uniform_euler();
+        .map(|i| {
+            let uniform = rng.uniform_euler();
+            let euler_deg = match &options.poses_from {
+                Some(list) if !list.is_empty() => list[i % list.len()],
+                _ => uniform,
+            };
             let origin_angstrom =
                 [rng.normal() * options.shift_sigma_angstrom, rng.normal() * options.shift_sigma_angstrom];
             let u = rng.range(options.defocus_range[0], options.defocus_range[1]);
@@ -94,6 +111,34 @@ pub fn draw_poses(options: &SimulateOptions, space: (usize, f64, f64)) -> Vec<Tr
             let random_subset = 1 + (rng.next_u64() & 1) as u8;
             let conformation = (0..space.0).map(|_| rng.range(space.1, space.2)).collect();
             TruePose { euler_deg, origin_angstrom, ctf, random_subset, conformation }
+        })
+        .collect()
+}
+
+/// The poses written into the STAR file: the true ones with a random rotation of angle
+/// |N(0, σ)| about a uniform axis and a N(0, σ_s) origin error per axis (from their own seed).
+pub fn perturbed_poses(poses: &[TruePose], options: &SimulateOptions) -> Vec<TruePose> {
+    use crate::geometry::{axis_angle_to_matrix, mat_mul, matrix_to_euler};
+    let mut rng = Rng::new(options.seed ^ 0x0E44_0E44_0E44);
+    poses
+        .iter()
+        .map(|p| {
+            let mut q = p.clone();
+            if options.pose_error_deg > 0.0 {
+                let angle = (rng.normal() * options.pose_error_deg).to_radians();
+                let axis = [rng.normal(), rng.normal(), rng.normal()];
+                let norm = axis.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-12);
+                let error = axis_angle_to_matrix(axis.map(|c| c / norm * angle));
+                let [rot, tilt, psi] = p.euler_deg;
+                let (r, t, s) = matrix_to_euler(&mat_mul(&error, &euler_to_matrix(rot, tilt, psi)));
+                q.euler_deg = [r, t, s];
+            }
+            if options.shift_error_angstrom > 0.0 {
+                for o in &mut q.origin_angstrom {
+                    *o += rng.normal() * options.shift_error_angstrom;
+                }
+            }
+            q
         })
         .collect()
 }
@@ -370,11 +415,20 @@ pub fn simulate(source: &Source, options: &SimulateOptions, dir: &Path) -> Resul
         }
     }
     writer.finish()?;
-    write_star(&dir.join("particles.star"), &poses, optics, "particles.mrcs", options.ctf)?;
+    write_star(
+        &dir.join("particles.star"),
+        &perturbed_poses(&poses, options),
+        optics,
+        "particles.mrcs",
+        options.ctf,
+    )?;
     write_truth(&dir.join("truth.csv"), &poses)?;
     if let Source::Atoms { frames, .. } = source {
         let centre = centroid(&frames[0]);
         let origin = centre.map(|c| (c - (n / 2) as f64 * options.pixel_size) as f32);
+        if options.write_displacements {
+            write_displacements(&dir.join("displacements.npy"), source, &poses)?;
+        }
         for (name, conformation) in conformation_maps(source) {
             let map = source
                 .gaussians_at(&conformation)
@@ -406,6 +460,28 @@ pub fn conformation_maps(source: &Source) -> Vec<(String, Vec<f64>)> {
         }
         Source::Atoms { .. } => (0..5).map(|k| (format!("conformation_{k}"), vec![k as f64 / 4.0])).collect(),
     }
+}
+
+/// Every atom's displacement from the reference (conformation 0 of a path, the rest pose of
+/// modes) for every particle: float32, shape (particles, atoms, 3), in Å, streamed to disk.
+fn write_displacements(path: &Path, source: &Source, poses: &[TruePose]) -> Result<()> {
+    let (dims, lo, _) = source.conformation_space();
+    let reference_conformation = vec![if dims == 1 { lo } else { 0.0 }; dims];
+    let reference = source.gaussians_at(&reference_conformation).expect("atomic source");
+    let mut file = crate::io::atomic::AtomicFile::create(path)?;
+    file.write_all(&crate::io::npy::float32_header(&[poses.len(), reference.len(), 3]))?;
+    let mut bytes = Vec::with_capacity(reference.len() * 12);
+    for pose in poses {
+        let moved = source.gaussians_at(&pose.conformation).expect("atomic source");
+        bytes.clear();
+        for (m, r) in moved.centres.iter().zip(&reference.centres) {
+            for k in 0..3 {
+                bytes.extend_from_slice(&((m[k] - r[k]) as f32).to_le_bytes());
+            }
+        }
+        file.write_all(&bytes)?;
+    }
+    file.commit()
 }
 
 fn variance(image: &[f32]) -> f64 {
