@@ -9,6 +9,17 @@
 //! - Origins are in Å; a particle sits at the image centre minus its origin.
 //! - Defoci are in Å, positive for underfocus; CTF parameters as RELION defines them.
 //! - Pixel sizes are in Å.
+//! - Map centre at voxel n/2; particle images follow RELION's Fourier centre n − n/2 (the same
+//!   for the even boxes RELION extracts); see [`fft`].
+//! - Projections are line integrals in voxel units: a projection equals relion_project's.
+//!
+//! # Modules
+//! - [`io`]: file formats (MRC, STAR, .cs, NumPy, pickles, PDB/mmCIF) at the edges;
+//!   [`particles`]: the typed particle table.
+//! - [`fft`], [`imaging`]: FFT plans and conventions; CTF, projection of maps and Gaussians.
+//! - [`reconstruction`]: Fourier insertion, Wiener maps, FSC, masks, filters.
+//! - [`model`], [`linalg`]: deformation models (ANM normal modes so far), eigensolver.
+//! - [`ops`]: whole operations behind the commands; [`plot`]: PNG charts; [`inspect`]: reports.
 //!
 //! The library never prints and never exits: it returns [`Error`]s that name the file, the
 //! line or row and the field.

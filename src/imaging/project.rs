@@ -165,6 +165,12 @@ impl ImageRenderer {
     ) {
         assert_eq!(projector.box_size(), self.n, "projector and renderer box sizes");
         projector.project(a, &mut self.spectrum);
+        self.finish(origin_px, ctf, out);
+    }
+
+    /// From the centred spectrum in `self.spectrum` to the particle image: CTF, translation by
+    /// −`origin_px`, inverse transform, back to RELION's image centre.
+    fn finish(&mut self, origin_px: [f64; 2], ctf: Option<&[f32]>, out: &mut [f32]) {
         if let Some(ctf) = ctf {
             assert_eq!(ctf.len(), self.spectrum.len(), "CTF half-plane length");
             self.spectrum.iter_mut().zip(ctf).for_each(|(v, c)| *v *= *c);
@@ -173,9 +179,7 @@ impl ImageRenderer {
         self.fft.inverse(&mut self.spectrum, &mut self.real);
         crate::fft::origin_to_image_centre(&self.real, out, [self.n, self.n]);
     }
-}
 
-impl ImageRenderer {
     /// The half-plane spectrum of a particle image, centred (RELION's image centre) and with
     /// its translation undone: the inverse of [`ImageRenderer::render`] without CTF.
     ///
@@ -187,9 +191,7 @@ impl ImageRenderer {
         self.fft.forward(&mut self.real, out);
         shift_half_plane(out, self.n, origin_px);
     }
-}
 
-impl ImageRenderer {
     /// Applies a CTF (half plane) and the translation by −`origin_px` to a centred real-space
     /// image (e.g. a projection of Gaussians), writing the particle image to `out`.
     ///
@@ -199,12 +201,6 @@ impl ImageRenderer {
         assert_eq!(centred.len(), self.n * self.n, "image length");
         crate::fft::image_centre_to_origin(centred, &mut self.real, [self.n, self.n]);
         self.fft.forward(&mut self.real, &mut self.spectrum);
-        if let Some(ctf) = ctf {
-            assert_eq!(ctf.len(), self.spectrum.len(), "CTF half-plane length");
-            self.spectrum.iter_mut().zip(ctf).for_each(|(v, c)| *v *= *c);
-        }
-        shift_half_plane(&mut self.spectrum, self.n, [-origin_px[0], -origin_px[1]]);
-        self.fft.inverse(&mut self.spectrum, &mut self.real);
-        crate::fft::origin_to_image_centre(&self.real, out, [self.n, self.n]);
+        self.finish(origin_px, ctf, out);
     }
 }

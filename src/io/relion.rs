@@ -429,7 +429,8 @@ fn convert_30_columns(t: &mut Table, particles: &[&Particle], table: &ParticleTa
     t.set_column("rlnOpticsGroup", groups)
 }
 
-fn optics_table(groups: &[OpticsGroup]) -> Result<Table> {
+/// The `data_optics` loop of RELION 3.1+ for these groups (box sizes only when all are known).
+pub fn optics_table(groups: &[OpticsGroup]) -> Result<Table> {
     let mut names = vec![
         "rlnOpticsGroup",
         "rlnOpticsGroupName",

@@ -491,26 +491,7 @@ fn variance(image: &[f32]) -> f64 {
 }
 
 fn write_star(path: &Path, poses: &[TruePose], optics: &OpticsGroup, stack: &str, ctf: bool) -> Result<()> {
-    let mut optics_table = Table::new(&[
-        "rlnOpticsGroup",
-        "rlnOpticsGroupName",
-        "rlnVoltage",
-        "rlnSphericalAberration",
-        "rlnAmplitudeContrast",
-        "rlnImagePixelSize",
-        "rlnImageSize",
-        "rlnImageDimensionality",
-    ])?;
-    optics_table.push_row(&[
-        "1".to_string(),
-        optics.name.clone(),
-        format!("{}", optics.voltage_kv),
-        format!("{}", optics.spherical_aberration_mm),
-        format!("{}", optics.amplitude_contrast),
-        format!("{}", optics.pixel_size),
-        optics.image_size.unwrap_or(0).to_string(),
-        "2".into(),
-    ])?;
+    let optics_table = crate::io::relion::optics_table(std::slice::from_ref(optics))?;
     let mut columns = vec![
         "rlnImageName",
         "rlnAngleRot",
