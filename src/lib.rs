@@ -19,6 +19,7 @@
 //! - [`fft`], [`imaging`]: FFT plans and conventions; CTF, projection of maps and Gaussians.
 //! - [`reconstruction`]: Fourier insertion, Wiener maps, FSC, masks, filters.
 //! - [`model`], [`linalg`]: deformation models (ANM normal modes so far), eigensolver.
+//! - [`nn`]: the network compute core (layers with backward passes, Adam, gradcheck).
 //! - [`ops`]: whole operations behind the commands; [`plot`]: PNG charts; [`inspect`]: reports.
 //!
 //! The library never prints and never exits: it returns [`Error`]s that name the file, the
@@ -35,6 +36,7 @@ pub mod inspect;
 pub mod io;
 pub mod linalg;
 pub mod model;
+pub mod nn;
 pub mod ops;
 pub mod particles;
 pub mod plot;
