@@ -4,12 +4,14 @@
 
 mod activation;
 mod adam;
+mod decoder;
 mod encoding;
 mod gradcheck;
 mod linear;
 
 pub use activation::{elu, elu_backward, relu, relu_backward, tanh, tanh_backward};
 pub use adam::{Adam, AdamConfig};
+pub use decoder::{Decoder, DecoderConfig, DecoderGrads};
 pub use encoding::{encoding_frequencies, positional_encoding, positional_encoding_backward};
 pub use gradcheck::gradcheck;
 pub use linear::Linear;
