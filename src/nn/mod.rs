@@ -5,6 +5,7 @@
 mod activation;
 mod adam;
 mod decoder;
+mod encoder;
 mod encoding;
 mod gradcheck;
 mod linear;
@@ -12,6 +13,10 @@ mod linear;
 pub use activation::{elu, elu_backward, relu, relu_backward, tanh, tanh_backward};
 pub use adam::{Adam, AdamConfig};
 pub use decoder::{Decoder, DecoderConfig, DecoderGrads};
+pub use encoder::{
+    Encoder, EncoderCache, EncoderConfig, EncoderGrads, avg_pool_2x2, kl_divergence, reparameterise,
+    reparameterise_backward,
+};
 pub use encoding::{encoding_frequencies, positional_encoding, positional_encoding_backward};
 pub use gradcheck::gradcheck;
 pub use linear::Linear;
