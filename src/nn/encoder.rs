@@ -44,17 +44,20 @@ pub struct EncoderCache {
     h1: Vec<f32>,
 }
 
-/// Gradients of every weight and bias of an [`Encoder`], layer by layer: (weight, bias).
+/// Gradients of one layer's weights and bias.
+pub type LayerGrads = (Vec<f32>, Vec<f32>);
+
+/// Gradients of every weight and bias of an [`Encoder`], layer by layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncoderGrads {
     /// Gradients of `first`.
-    pub first: (Vec<f32>, Vec<f32>),
+    pub first: LayerGrads,
     /// Gradients of `second`.
-    pub second: (Vec<f32>, Vec<f32>),
+    pub second: LayerGrads,
     /// Gradients of `mean`.
-    pub mean: (Vec<f32>, Vec<f32>),
+    pub mean: LayerGrads,
     /// Gradients of `log_variance`.
-    pub log_variance: (Vec<f32>, Vec<f32>),
+    pub log_variance: LayerGrads,
 }
 
 /// 2×2 average pooling of (n × n) images, n even, into (n/2 × n/2).
@@ -248,7 +251,7 @@ mod tests {
         kl_divergence(&m, &lv, rows, 1.0, &mut dm, &mut dl);
         let g = e.backward(&cache, &dm, &dl);
         type Get = fn(&mut Encoder) -> &mut Linear;
-        let layers: [(&str, Get, &(Vec<f32>, Vec<f32>)); 4] = [
+        let layers: [(&str, Get, &LayerGrads); 4] = [
             ("first", |e| &mut e.first, &g.first),
             ("second", |e| &mut e.second, &g.second),
             ("mean", |e| &mut e.mean, &g.mean),
