@@ -10,3 +10,4 @@ pub mod npy;
 pub mod pickle;
 pub mod relion;
 pub mod star;
+pub mod weights;

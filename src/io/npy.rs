@@ -398,7 +398,7 @@ pub fn write_npy(path: impl AsRef<Path>, array: &NpyArray) -> Result<()> {
 }
 
 /// The Python literals of a `.npy` header: strings, integers, booleans, tuples, lists, dicts.
-mod literal {
+pub(crate) mod literal {
     use crate::error::{Error, Result};
 
     #[derive(Clone, Debug, PartialEq)]

@@ -116,7 +116,13 @@ impl NeighbourGraph {
 
 /// Mean over particles and kept edges of (‖x_i − x_j‖ − d⁰_ij)², for deformed positions
 /// (B × N × 3); adds its gradient to `grad` (same layout). `keep` selects edges (all if `None`).
-pub fn elastic_loss(graph: &NeighbourGraph, deformed: &[f32], points: usize, keep: Option<&[bool]>, grad: &mut [f32]) -> f64 {
+pub fn elastic_loss(
+    graph: &NeighbourGraph,
+    deformed: &[f32],
+    points: usize,
+    keep: Option<&[bool]>,
+    grad: &mut [f32],
+) -> f64 {
     assert_eq!(deformed.len() % (3 * points), 0, "deformed positions length");
     assert_eq!(grad.len(), deformed.len(), "gradient length");
     let batch = deformed.len() / (3 * points);
@@ -208,7 +214,8 @@ mod tests {
         let k2 = NeighbourGraph::mean_neighbour_distance(&p, 2);
         let brute_k2: f64 = (0..p.len())
             .map(|i| {
-                let mut d: Vec<f32> = (0..p.len()).filter(|&j| j != i).map(|j| distance(&p[i], &p[j])).collect();
+                let mut d: Vec<f32> =
+                    (0..p.len()).filter(|&j| j != i).map(|j| distance(&p[i], &p[j])).collect();
                 d.sort_by(f32::total_cmp);
                 (d[0] + d[1]) as f64 / 2.0
             })
@@ -232,7 +239,9 @@ mod tests {
         assert!(elastic_loss(&graph, &moved, 60, None, &mut grad) < 1e-9);
         // a random deformation of two particles: gradient against finite differences
         let mut rng = Rng::new(3);
-        let deformed: Vec<f32> = (0..2).flat_map(|_| p.iter().flatten().map(|&v| v + rng.normal() as f32 * 0.3).collect::<Vec<_>>()).collect();
+        let deformed: Vec<f32> = (0..2)
+            .flat_map(|_| p.iter().flatten().map(|&v| v + rng.normal() as f32 * 0.3).collect::<Vec<_>>())
+            .collect();
         let mut grad = vec![0.0; deformed.len()];
         elastic_loss(&graph, &deformed, 60, None, &mut grad);
         let loss = |x: &[f32]| elastic_loss(&graph, x, 60, None, &mut vec![0.0; x.len()]);

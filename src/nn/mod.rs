@@ -172,3 +172,104 @@ mod tests {
         }
     }
 }
+
+/// Saving and loading network weights through [`crate::io::weights::Tensors`].
+mod saving {
+    use super::{Decoder, DecoderConfig, Encoder, EncoderConfig, Linear};
+    use crate::error::Result;
+    use crate::io::weights::Tensors;
+
+    fn put(t: &mut Tensors, name: &str, l: &Linear) {
+        t.push(format!("{name}.weight"), &[l.outputs, l.inputs], &l.weight);
+        if let Some(b) = &l.bias {
+            t.push(format!("{name}.bias"), &[l.outputs], b);
+        }
+    }
+
+    fn take(t: &Tensors, name: &str, l: &mut Linear) -> Result<()> {
+        l.weight = t.get(&format!("{name}.weight"), &[l.outputs, l.inputs])?.to_vec();
+        if l.bias.is_some() {
+            l.bias = Some(t.get(&format!("{name}.bias"), &[l.outputs])?.to_vec());
+        }
+        Ok(())
+    }
+
+    impl Decoder {
+        /// Adds the weights under `prefix` (PyTorch-style names: `prefix.hidden.3.weight`).
+        pub fn save(&self, prefix: &str, t: &mut Tensors) {
+            put(t, &format!("{prefix}.first_position"), &self.first_position);
+            put(t, &format!("{prefix}.first_latent"), &self.first_latent);
+            for (k, l) in self.hidden.iter().enumerate() {
+                put(t, &format!("{prefix}.hidden.{k}"), l);
+            }
+            put(t, &format!("{prefix}.head"), &self.head);
+            put(t, &format!("{prefix}.last"), &self.last);
+        }
+
+        /// A decoder of `config` with the weights saved under `prefix`.
+        pub fn load(config: DecoderConfig, prefix: &str, t: &Tensors) -> Result<Self> {
+            let mut d = Decoder::new(config, || 0.0);
+            take(t, &format!("{prefix}.first_position"), &mut d.first_position)?;
+            take(t, &format!("{prefix}.first_latent"), &mut d.first_latent)?;
+            for (k, l) in d.hidden.iter_mut().enumerate() {
+                take(t, &format!("{prefix}.hidden.{k}"), l)?;
+            }
+            take(t, &format!("{prefix}.head"), &mut d.head)?;
+            take(t, &format!("{prefix}.last"), &mut d.last)?;
+            Ok(d)
+        }
+    }
+
+    impl Encoder {
+        /// Adds the weights under `prefix`.
+        pub fn save(&self, prefix: &str, t: &mut Tensors) {
+            for (name, l) in [
+                ("first", &self.first),
+                ("second", &self.second),
+                ("mean", &self.mean),
+                ("log_variance", &self.log_variance),
+            ] {
+                put(t, &format!("{prefix}.{name}"), l);
+            }
+        }
+
+        /// An encoder of `config` with the weights saved under `prefix`.
+        pub fn load(config: EncoderConfig, prefix: &str, t: &Tensors) -> Result<Self> {
+            let mut e = Encoder::new(config, || 0.0);
+            take(t, &format!("{prefix}.first"), &mut e.first)?;
+            take(t, &format!("{prefix}.second"), &mut e.second)?;
+            take(t, &format!("{prefix}.mean"), &mut e.mean)?;
+            take(t, &format!("{prefix}.log_variance"), &mut e.log_variance)?;
+            Ok(e)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::rng::Rng;
+
+        #[test]
+        fn networks_survive_a_trip_through_a_weights_file() {
+            let mut rng = Rng::new(4);
+            let dc = DecoderConfig { depth: 3, ..Default::default() };
+            let ec = EncoderConfig { box_size: 16, ..Default::default() };
+            let mut d = Decoder::new(dc, || rng.normal() as f32);
+            d.last.weight = vec![0.5; 9];
+            let e = Encoder::new(ec, || rng.normal() as f32);
+            let mut t = Tensors::default();
+            d.save("half1.decoder", &mut t);
+            e.save("half1.encoder", &mut t);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("weights.safetensors");
+            t.write(&path).unwrap();
+            let back = Tensors::read(&path).unwrap();
+            assert_eq!(Decoder::load(dc, "half1.decoder", &back).unwrap(), d);
+            assert_eq!(Encoder::load(ec, "half1.encoder", &back).unwrap(), e);
+            // a wrong architecture is named
+            let wrong = DecoderConfig { width: 16, ..dc };
+            let err = Decoder::load(wrong, "half1.decoder", &back).unwrap_err();
+            assert_eq!(err.field(), Some("half1.decoder.first_position.weight"));
+        }
+    }
+}
