@@ -43,7 +43,13 @@ fn main() {
         let s = t.elapsed().as_secs_f64() / reps as f64;
         // forward, recomputed forward, two backward GEMMs per layer: 4 × the forward MACs
         let flops = 2.0 * 4.0 * (decoder.macs_per_gaussian() * ng * batch) as f64;
-        println!("  {ng:9}   {:14.3} s   {:11.0}   {:7.1}   {:6.0} MB", s, batch as f64 / s, flops / s / 1e9, peak_rss_mb());
+        println!(
+            "  {ng:9}   {:14.3} s   {:11.0}   {:7.1}   {:6.0} MB",
+            s,
+            batch as f64 / s,
+            flops / s / 1e9,
+            peak_rss_mb()
+        );
     }
     for box_size in [64usize, 128] {
         let config = EncoderConfig { box_size, ..Default::default() };
