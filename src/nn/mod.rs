@@ -1,6 +1,6 @@
 //! Neural-network compute core without a framework: dense layers over row batches with
 //! hand-written backward passes, activations, fused Adam, and the finite-difference oracle that
-//! checks every backward pass. Plain f32 buffers, row-major; GEMM through `matrixmultiply`.
+//! checks every backward pass. Plain f32 buffers, row-major; GEMM through the `gemm` crate.
 
 mod activation;
 mod adam;
