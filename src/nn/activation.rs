@@ -23,20 +23,6 @@ fn exp_non_positive(x: f32) -> f32 {
     p * f32::from_bits(((k as i32 + 127) as u32) << 23)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fast_elu_matches_libm() {
-        let xs: Vec<f32> = (0..200_001).map(|i| -100.0 + i as f32 * 0.0005).collect();
-        let mut y = xs.clone();
-        super::elu(&mut y);
-        for (x, y) in xs.iter().zip(&y) {
-            let exact = if *x > 0.0 { *x as f64 } else { (*x as f64).exp_m1() };
-            assert!((*y as f64 - exact).abs() < 2e-7, "elu({x}) = {y}, exact {exact}");
-        }
-    }
-}
-
 /// ELU backward from its output y: dx = dy for y > 0, dy·(y + 1) otherwise.
 pub fn elu_backward(y: &[f32], dy: &mut [f32]) {
     dy.iter_mut().zip(y).for_each(|(g, &y)| {
@@ -68,4 +54,18 @@ pub fn tanh(x: &mut [f32]) {
 /// tanh backward from its output y: dx = dy·(1 − y²).
 pub fn tanh_backward(y: &[f32], dy: &mut [f32]) {
     dy.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_elu_matches_libm() {
+        let xs: Vec<f32> = (0..200_001).map(|i| -100.0 + i as f32 * 0.0005).collect();
+        let mut y = xs.clone();
+        super::elu(&mut y);
+        for (x, y) in xs.iter().zip(&y) {
+            let exact = if *x > 0.0 { *x as f64 } else { (*x as f64).exp_m1() };
+            assert!((*y as f64 - exact).abs() < 2e-7, "elu({x}) = {y}, exact {exact}");
+        }
+    }
 }
