@@ -5,7 +5,7 @@ use cryomotion::io::cs::{particles_to_cs, read_particles_cs, write_particles_cs}
 use cryomotion::io::npy::NpyArray;
 use cryomotion::io::relion::read_particles_star;
 
-use crate::util::{max_diff, shared};
+use crate::util::{cryodrgn_ctf_row, max_diff, shared};
 
 #[test]
 fn p12_j24_matches_cryodrgn_parse() {
@@ -26,17 +26,7 @@ fn p12_j24_matches_cryodrgn_parse() {
             let expected = trans[2 * i + k];
             assert!((p.origin_angstrom[k] / g.pixel_size / 180.0 - expected).abs() < 1e-6, "particle {i}");
         }
-        let ours = [
-            g.image_size.unwrap() as f64,
-            g.pixel_size,
-            p.ctf.defocus_u_angstrom,
-            p.ctf.defocus_v_angstrom,
-            p.ctf.defocus_angle_deg,
-            g.voltage_kv,
-            g.spherical_aberration_mm,
-            g.amplitude_contrast,
-            p.ctf.phase_shift_deg,
-        ];
+        let ours = cryodrgn_ctf_row(&t, i, g.image_size.unwrap() as f64);
         for (k, (a, b)) in ours.iter().zip(&ctf[9 * i..9 * i + 9]).enumerate() {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "particle {i} ctf column {k}: {a} vs {b}");
         }

@@ -92,8 +92,6 @@ fn ctf_projections_match_relion_project() {
 /// term, as relion_reconstruct without --fsc) agree shell by shell out to 0.8 × Nyquist.
 #[test]
 fn reconstruction_matches_relion_reconstruct() {
-    use cryomotion::io::images::{ImagePaths, ParticleImages};
-    use cryomotion::ops::reconstruct::{ReconstructOptions, accumulate};
     use cryomotion::ops::simulate::{SimulateOptions, simulate};
     use cryomotion::reconstruction::fsc;
 
@@ -112,12 +110,7 @@ fn reconstruction_matches_relion_reconstruct() {
     let theirs = read_map(dir.path().join("relion.mrc")).unwrap();
     assert_eq!(theirs.voxel_size, [2.0; 3]);
 
-    let table = read_particles_star(dir.path().join("particles.star")).unwrap();
-    let images = ParticleImages::open(&table, &ImagePaths::default()).unwrap();
-    let all: Vec<usize> = (0..table.len()).collect();
-    let one_set = vec![1u8; table.len()];
-    let acc = accumulate(&table, &images, &all, &one_set, &ReconstructOptions::default(), &|_| {}).unwrap();
-    let ours = acc[0].reconstruct(None);
+    let ours = crate::util::reconstruct_all(dir.path());
     let curve = fsc(&ours, &theirs.volume);
     let last = (0.8 * 32.0) as usize;
     for (s, f) in curve.iter().enumerate().take(last + 1).skip(1) {

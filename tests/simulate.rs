@@ -1,23 +1,12 @@
 //! Simulation: ground truth that reconstructs, the SNR definition, determinism, atomic paths.
 
 use cryomotion::io::atoms::read_atoms;
-use cryomotion::io::images::{ImagePaths, ParticleImages};
 use cryomotion::io::mrc::{MrcReader, read_map};
 use cryomotion::io::relion::read_particles_star;
-use cryomotion::ops::reconstruct::{ReconstructOptions, accumulate};
 use cryomotion::ops::simulate::{SimulateOptions, Source, match_atoms, simulate};
 use cryomotion::reconstruction::fsc;
 
-use crate::util::shared;
-
-fn reconstruct_all(dir: &std::path::Path) -> cryomotion::array::Volume {
-    let table = read_particles_star(dir.join("particles.star")).unwrap();
-    let images = ParticleImages::open(&table, &ImagePaths::default()).unwrap();
-    let all: Vec<usize> = (0..table.len()).collect();
-    let one = vec![1u8; table.len()];
-    accumulate(&table, &images, &all, &one, &ReconstructOptions::default(), &|_| {}).unwrap()[0]
-        .reconstruct(None)
-}
+use crate::util::{reconstruct_all, shared};
 
 /// Done-when of the imaging issue: noise-free simulate → reconstruct agrees with the input map
 /// at FSC ≥ 0.9 in every shell out to 0.8 × Nyquist.

@@ -9,7 +9,7 @@ use cryomotion::io::relion::{particles_to_star, read_particles_star, write_parti
 use cryomotion::io::star::{StarFile, parse};
 use cryomotion::particles::ParticleTable;
 
-use crate::util::{max_diff, shared, shared_files};
+use crate::util::{cryodrgn_ctf_row, max_diff, shared, shared_files};
 
 #[test]
 fn every_star_file_parses_and_round_trips() {
@@ -198,18 +198,7 @@ fn pfcrt_matches_cryodrgn_parse() {
             assert!((p.origin_angstrom[k] / pixel / 300.0 - expected).abs() < 1e-6, "particle {i} axis {k}");
         }
         let row = &ctf[9 * i..9 * i + 9];
-        let g = t.optics_of(i);
-        let ours = [
-            300.0,
-            g.pixel_size,
-            p.ctf.defocus_u_angstrom,
-            p.ctf.defocus_v_angstrom,
-            p.ctf.defocus_angle_deg,
-            g.voltage_kv,
-            g.spherical_aberration_mm,
-            g.amplitude_contrast,
-            p.ctf.phase_shift_deg,
-        ];
+        let ours = cryodrgn_ctf_row(&t, i, 300.0);
         for (k, (a, b)) in ours.iter().zip(row).enumerate() {
             if k == 7 {
                 // no rlnAmplitudeContrast in the file: RELION's default is 0 (ctf.cpp), cryoDRGN's 0.1

@@ -33,3 +33,32 @@ pub fn shared_files(extensions: &[&str]) -> Vec<PathBuf> {
 pub fn max_diff(a: &[[f64; 3]; 3], b: &[f64]) -> f64 {
     (0..9).map(|k| (a[k / 3][k % 3] - b[k]).abs()).fold(0.0, f64::max)
 }
+
+/// A particle's CTF as cryoDRGN's `ctf.pkl` rows hold it: [box, Å/px, dfU, dfV, df angle (deg),
+/// kV, Cs (mm), amplitude contrast, phase shift (deg)].
+pub fn cryodrgn_ctf_row(table: &cryomotion::particles::ParticleTable, i: usize, box_size: f64) -> [f64; 9] {
+    let (p, g) = (&table.particles[i], table.optics_of(i));
+    [
+        box_size,
+        g.pixel_size,
+        p.ctf.defocus_u_angstrom,
+        p.ctf.defocus_v_angstrom,
+        p.ctf.defocus_angle_deg,
+        g.voltage_kv,
+        g.spherical_aberration_mm,
+        g.amplitude_contrast,
+        p.ctf.phase_shift_deg,
+    ]
+}
+
+/// The plain (no Wiener term) reconstruction of every particle of `dir/particles.star`.
+pub fn reconstruct_all(dir: &std::path::Path) -> cryomotion::array::Volume {
+    use cryomotion::io::images::{ImagePaths, ParticleImages};
+    use cryomotion::ops::reconstruct::{ReconstructOptions, accumulate};
+    let table = cryomotion::io::relion::read_particles_star(dir.join("particles.star")).unwrap();
+    let images = ParticleImages::open(&table, &ImagePaths::default()).unwrap();
+    let all: Vec<usize> = (0..table.len()).collect();
+    let one = vec![1u8; table.len()];
+    accumulate(&table, &images, &all, &one, &ReconstructOptions::default(), &|_| {}).unwrap()[0]
+        .reconstruct(None)
+}
