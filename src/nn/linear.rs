@@ -13,8 +13,15 @@ pub struct Linear {
     pub bias: Option<Vec<f32>>,
 }
 
-/// C (m × n) = α·A·B + β·C, with (row, column) strides for each matrix; single-threaded
-/// (callers parallelise over particles). The `gemm` crate won our shape benchmark
+/// Products this large (multiply–adds) are split over the rayon threads; smaller ones, like the
+/// decoder's per-tile layers, run on the calling thread (callers parallelise over particles).
+const PARALLEL_MACS: usize = 1 << 22;
+
+fn parallelism(m: usize, k: usize, n: usize) -> gemm::Parallelism {
+    if m * k * n >= PARALLEL_MACS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None }
+}
+
+/// C (m × n) = α·A·B + β·C, with (row, column) strides for each matrix. The `gemm` crate won our shape benchmark
 /// (bench/gemm: ~100 GFLOP/s per core on 32-wide layers, 1.6× matrixmultiply, on par with faer).
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -55,7 +62,7 @@ fn sgemm(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(m, k, n),
         );
     }
 }
