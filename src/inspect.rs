@@ -146,7 +146,7 @@ fn data_stats(reader: &MrcReader) -> Result<Stats> {
 
 fn describe_star(path: &Path, images: &ImagePaths) -> Result<String> {
     let file = StarFile::read(path)?;
-    let particles = relion::read_particles_star(path);
+    let particles = relion::particles_from_star_file(file.clone(), path);
     let mut out = String::new();
     let _ = writeln!(out, "{}: STAR file with {} data blocks", path.display(), file.blocks.len());
     for block in &file.blocks {

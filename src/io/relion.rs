@@ -17,7 +17,12 @@ use crate::particles::{
 /// size with magnification), the first image stack's MRC header gives it, if it has one.
 pub fn read_particles_star(path: impl AsRef<Path>) -> Result<ParticleTable> {
     let path = path.as_ref();
-    let file = StarFile::read(path)?;
+    particles_from_star_file(StarFile::read(path)?, path)
+}
+
+/// [`read_particles_star`] for a file already parsed from `path` (pixel size and box size from
+/// the image stacks where the file states none).
+pub fn particles_from_star_file(file: StarFile, path: &Path) -> Result<ParticleTable> {
     match particles_from_star(file.clone(), path, None) {
         Err(e) if e.kind() == ErrorKind::MissingField && e.field() == Some("rlnImagePixelSize") => {
             match pixel_size_from_first_stack(&file, path) {

@@ -94,11 +94,7 @@ pub fn reconstruct(
     if table.is_empty() {
         return Err(Error::invalid("no particles to reconstruct").with_path(&table.path));
     }
-    if options.ctf && !table.has_ctf {
-        return Err(Error::missing("CTF correction asked for, but the particles have no defocus values")
-            .in_field("rlnDefocusU")
-            .with_path(&table.path));
-    }
+    check_ctf(table, options)?;
     let n = images.shape()[0];
     if images.shape() != [n, n] {
         return Err(Error::unsupported(format!("images must be square, found {}×{}", n, images.shape()[1])));
@@ -151,6 +147,16 @@ pub fn reconstruct(
     })
 }
 
+/// `--ctf` needs defocus values.
+fn check_ctf(table: &ParticleTable, options: &ReconstructOptions) -> Result<()> {
+    if options.ctf && !table.has_ctf {
+        return Err(Error::missing("CTF correction asked for, but the particles have no defocus values")
+            .in_field("rlnDefocusU")
+            .with_path(&table.path));
+    }
+    Ok(())
+}
+
 /// The map of one half set only (RELION's `--subset`), without FSC.
 pub fn reconstruct_subset(
     table: &ParticleTable,
@@ -159,11 +165,7 @@ pub fn reconstruct_subset(
     options: &ReconstructOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Volume> {
-    if options.ctf && !table.has_ctf {
-        return Err(Error::missing("CTF correction asked for, but the particles have no defocus values")
-            .in_field("rlnDefocusU")
-            .with_path(&table.path));
-    }
+    check_ctf(table, options)?;
     let (subsets, _) = half_sets(table, options.seed);
     let indices: Vec<usize> = (0..table.len()).filter(|&i| subsets[i] == subset).collect();
     if indices.is_empty() {
