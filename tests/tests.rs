@@ -3,6 +3,7 @@
 mod atoms;
 mod cli;
 mod cs;
+mod gaussians;
 mod imaging;
 mod mrc;
 mod reconstruction;

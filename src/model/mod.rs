@@ -1,8 +1,11 @@
-//! Deformation models and their priors: elastic-network normal modes (ANM), which simulate
+//! Deformation models and their priors: the Gaussian consensus model (fitted to a map, or one
+//! Gaussian per residue of an atomic model); elastic-network normal modes (ANM), which simulate
 //! motions with known truth; the neighbour graph and elastic regulariser of the decoder.
 
 mod anm;
 mod elastic;
+mod gaussians;
 
 pub use anm::{NormalModes, anm_hessian, anm_modes};
 pub use elastic::{NeighbourGraph, elastic_loss, steadiest_edges};
+pub use gaussians::{FitOptions, FitReport, GaussianModel, otsu_threshold};

@@ -36,6 +36,11 @@ impl Adam {
         Adam { config, m: vec![0.0; len], v: vec![0.0; len], step: 0 }
     }
 
+    /// Changes the settings (e.g. a scheduled learning rate); the moments are kept.
+    pub fn set_config(&mut self, config: AdamConfig) {
+        self.config = config;
+    }
+
     /// One step: updates moments and parameters in a single pass.
     ///
     /// # Panics
