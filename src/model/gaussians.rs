@@ -418,7 +418,7 @@ mod tests {
             bonds: Vec::new(),
         };
         let map = truth.render(n, 1.5);
-        let options = FitOptions { count: 80, resolution: 3.0, threshold: None, iterations: 150, seed: 2 };
+        let options = FitOptions { count: 80, resolution: 3.0, threshold: None, iterations: 400, seed: 2 };
         let (_, report) = GaussianModel::fit_to_map(&map, 1.5, &options).unwrap();
         let first = report.losses[0];
         let last = *report.losses.last().unwrap();
