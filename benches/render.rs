@@ -44,7 +44,8 @@ fn main() {
             let widths = vec![2.5f32; ng];
             let mut images = vec![0.0f32; batch * n * n];
             let mut grads = vec![0.0f32; batch * n * n];
-            let (mut dp, mut da, mut dw) = (vec![0.0f32; positions.len()], vec![0.0f32; ng], vec![0.0f32; ng]);
+            let (mut dp, mut da, mut dw) =
+                (vec![0.0f32; positions.len()], vec![0.0f32; ng], vec![0.0f32; ng]);
             let reps = if ng * n <= 2000 * 128 { 5 } else { 2 };
             let mut best = [f64::INFINITY; 3];
             for _ in 0..reps {

@@ -335,6 +335,33 @@ mod tests {
     }
 
     #[test]
+    fn optics_groups_share_one_training_grid() {
+        use crate::geometry::euler_to_matrix;
+        use crate::imaging::splat::{View, project};
+        // 64 px at 2 Å (128 Å) and 48 px at 2.5 Å (120 Å) on a 64-pixel training box at 2 Å
+        let grid = TrainingGrid::new(&[(64, 2.0), (48, 2.5)], 64);
+        assert_eq!(grid.groups[1], GroupGrid { image_box: 48, cropped_box: 60, pixel_size: 2.0 });
+        assert_eq!(grid.groups[0].cropped_box, 64);
+        // the same molecule imaged by group 2, prepared, matches its rendering on the grid
+        let (pos, amp, wid) = ([6.0f32, -8.0, 3.0, -10.0, 5.0, 0.0], [1.0f32, 0.7], [5.0f32, 4.0]);
+        let a = euler_to_matrix(20.0, 40.0, 60.0);
+        let mut image = vec![0.0f32; 48 * 48];
+        project(&pos, &amp, &wid, &View::new(&a, [3.0, -2.0], 2.5), 48, &mut image);
+        let mut prepared = vec![Complex32::default(); 33 * 64];
+        grid.prepare(1, &image, &mut prepared);
+        let mut expect = vec![0.0f32; 64 * 64];
+        project(&pos, &amp, &wid, &View::new(&a, [3.0, -2.0], 2.0), 64, &mut expect);
+        let mut expect_spectrum = vec![Complex32::default(); 33 * 64];
+        image_spectrum(&expect, &mut LossScratch::new(64), &mut expect_spectrum);
+        let dot = |x: &[Complex32], y: &[Complex32]| {
+            x.iter().zip(y).map(|(a, b)| (a * b.conj()).re as f64).sum::<f64>()
+        };
+        let cc = dot(&prepared, &expect_spectrum)
+            / (dot(&prepared, &prepared) * dot(&expect_spectrum, &expect_spectrum)).sqrt();
+        assert!(cc > 0.999, "{cc}");
+    }
+
+    #[test]
     fn cropping_matches_fourier_resizing_of_the_image() {
         let (n, m) = (32, 20);
         let mut rng = Rng::new(2);
@@ -360,5 +387,84 @@ mod tests {
         let worst = cropped.iter().zip(&expect).map(|(a, b)| (*a - *b).norm()).fold(0.0f32, f32::max);
         let scale = expect.iter().map(|v| v.norm()).fold(0.0f32, f32::max);
         assert!(worst < 1e-3 * scale, "{worst} vs {scale}");
+    }
+}
+
+/// One optics group on the training grid: its images (box `image_box`) are Fourier-cropped or
+/// padded to `cropped_box`, then padded in real space to the common training box; `pixel_size`
+/// is then exactly image_box·pixel/cropped_box (what the renderer and CTF use for the group).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupGrid {
+    /// Box of the group's particle images.
+    pub image_box: usize,
+    /// Box after Fourier cropping (≤ the training box).
+    pub cropped_box: usize,
+    /// Pixel size of the cropped images in Å.
+    pub pixel_size: f64,
+}
+
+/// One common training box for particles of several optics groups (boxes and pixel sizes):
+/// the pixel size that fits the widest field of view into `box_size` pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingGrid {
+    /// Training box in pixels.
+    pub box_size: usize,
+    /// Per optics group.
+    pub groups: Vec<GroupGrid>,
+}
+
+impl TrainingGrid {
+    /// The grid for groups given as (image box, pixel size in Å), at `box_size` pixels (at most
+    /// the largest image box: cropping only).
+    ///
+    /// # Panics
+    /// If `groups` is empty or a box or pixel size is not positive.
+    pub fn new(groups: &[(usize, f64)], box_size: usize) -> Self {
+        assert!(!groups.is_empty(), "no optics groups");
+        assert!(groups.iter().all(|&(n, p)| n > 0 && p > 0.0), "boxes and pixel sizes must be positive");
+        let largest = groups.iter().map(|&(n, _)| n).max().unwrap_or(box_size);
+        let box_size = box_size.min(largest);
+        let field = groups.iter().map(|&(n, p)| n as f64 * p).fold(0.0, f64::max);
+        let pixel = field / box_size as f64;
+        let groups = groups
+            .iter()
+            .map(|&(n, p)| {
+                let cropped = ((n as f64 * p / pixel).round() as usize).clamp(1, box_size);
+                GroupGrid { image_box: n, cropped_box: cropped, pixel_size: n as f64 * p / cropped as f64 }
+            })
+            .collect();
+        TrainingGrid { box_size, groups }
+    }
+
+    /// The training-box spectrum (see [`image_spectrum`]) of a particle image of `group`.
+    ///
+    /// # Panics
+    /// If the image or output does not match the group's and the grid's boxes.
+    pub fn prepare(&self, group: usize, image: &[f32], out: &mut [Complex32]) {
+        let g = self.groups[group];
+        let (n, c, m) = (g.image_box, g.cropped_box, self.box_size);
+        assert_eq!(image.len(), n * n, "particle image length");
+        let mut scratch = LossScratch::new(n);
+        let mut spectrum = vec![Complex32::default(); (n / 2 + 1) * n];
+        image_spectrum(image, &mut scratch, &mut spectrum);
+        if c == m {
+            crop_spectrum(&spectrum, n, m, out);
+            return;
+        }
+        // crop to c, back to real space, pad (centre on centre) into the m box
+        let mut cropped = vec![Complex32::default(); (c / 2 + 1) * c];
+        crop_spectrum(&spectrum, n, c, &mut cropped);
+        let mut fft = Fft2::new(c, c);
+        let mut rolled = vec![0.0f32; c * c];
+        fft.inverse(&mut cropped, &mut rolled);
+        let mut small = vec![0.0f32; c * c];
+        origin_to_image_centre(&rolled, &mut small, [c, c]);
+        let mut padded = vec![0.0f32; m * m];
+        let offset = (m - m / 2) - (c - c / 2);
+        for y in 0..c {
+            padded[(y + offset) * m + offset..(y + offset) * m + offset + c]
+                .copy_from_slice(&small[y * c..(y + 1) * c]);
+        }
+        image_spectrum(&padded, &mut LossScratch::new(m), out);
     }
 }
