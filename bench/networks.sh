@@ -4,10 +4,7 @@
 set -euo pipefail
 threads=${1:-2}
 cd "$(dirname "$0")/.."
-if [ ! -x bench/.venv/bin/python ]; then
-    python3 -m venv bench/.venv
-    bench/.venv/bin/pip install -q torch
-fi
+source bench/venv.sh
 ours=$(RAYON_NUM_THREADS="$threads" cargo bench --quiet --bench networks 2>/dev/null)
 theirs=$(bench/.venv/bin/python bench/pytorch_baseline.py "$threads")
 echo "== cryomotion"; echo "$ours"

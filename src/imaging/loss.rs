@@ -348,7 +348,7 @@ mod tests {
         let mut image = vec![0.0f32; 48 * 48];
         project(&pos, &amp, &wid, &View::new(&a, [3.0, -2.0], 2.5), 48, &mut image);
         let mut prepared = vec![Complex32::default(); 33 * 64];
-        grid.prepare(1, &image, &mut prepared);
+        grid.prepare(1, &image, &mut grid.scratch(), &mut prepared);
         let mut expect = vec![0.0f32; 64 * 64];
         project(&pos, &amp, &wid, &View::new(&a, [3.0, -2.0], 2.0), 64, &mut expect);
         let mut expect_spectrum = vec![Complex32::default(); 33 * 64];
@@ -436,35 +436,59 @@ impl TrainingGrid {
         TrainingGrid { box_size, groups }
     }
 
+    /// FFT plans and buffers for [`TrainingGrid::prepare`] (one per thread).
+    pub fn scratch(&self) -> GridScratch {
+        GridScratch {
+            groups: self
+                .groups
+                .iter()
+                .map(|g| (LossScratch::new(g.image_box), LossScratch::new(g.cropped_box)))
+                .collect(),
+            training: LossScratch::new(self.box_size),
+            spectrum: Vec::new(),
+            cropped: Vec::new(),
+            padded: vec![0.0; self.box_size * self.box_size],
+        }
+    }
+
     /// The training-box spectrum (see [`image_spectrum`]) of a particle image of `group`.
     ///
     /// # Panics
-    /// If the image or output does not match the group's and the grid's boxes.
-    pub fn prepare(&self, group: usize, image: &[f32], out: &mut [Complex32]) {
+    /// If the image or output does not match the group's and the grid's boxes, or `scratch`
+    /// comes from another grid.
+    pub fn prepare(&self, group: usize, image: &[f32], scratch: &mut GridScratch, out: &mut [Complex32]) {
         let g = self.groups[group];
         let (n, c, m) = (g.image_box, g.cropped_box, self.box_size);
         assert_eq!(image.len(), n * n, "particle image length");
-        let mut scratch = LossScratch::new(n);
-        let mut spectrum = vec![Complex32::default(); (n / 2 + 1) * n];
-        image_spectrum(image, &mut scratch, &mut spectrum);
+        let (full, small) = &mut scratch.groups[group];
+        scratch.spectrum.resize((n / 2 + 1) * n, Complex32::default());
+        image_spectrum(image, full, &mut scratch.spectrum);
         if c == m {
-            crop_spectrum(&spectrum, n, m, out);
+            crop_spectrum(&scratch.spectrum, n, m, out);
             return;
         }
         // crop to c, back to real space, pad (centre on centre) into the m box
-        let mut cropped = vec![Complex32::default(); (c / 2 + 1) * c];
-        crop_spectrum(&spectrum, n, c, &mut cropped);
-        let mut fft = Fft2::new(c, c);
-        let mut rolled = vec![0.0f32; c * c];
-        fft.inverse(&mut cropped, &mut rolled);
-        let mut small = vec![0.0f32; c * c];
-        origin_to_image_centre(&rolled, &mut small, [c, c]);
-        let mut padded = vec![0.0f32; m * m];
+        scratch.cropped.resize((c / 2 + 1) * c, Complex32::default());
+        crop_spectrum(&scratch.spectrum, n, c, &mut scratch.cropped);
+        small.fft.inverse(&mut scratch.cropped, &mut small.real);
+        let mut centred = vec![0.0f32; c * c];
+        origin_to_image_centre(&small.real, &mut centred, [c, c]);
+        let padded = &mut scratch.padded;
+        padded.fill(0.0);
         let offset = (m - m / 2) - (c - c / 2);
         for y in 0..c {
             padded[(y + offset) * m + offset..(y + offset) * m + offset + c]
-                .copy_from_slice(&small[y * c..(y + 1) * c]);
+                .copy_from_slice(&centred[y * c..(y + 1) * c]);
         }
-        image_spectrum(&padded, &mut LossScratch::new(m), out);
+        image_spectrum(padded, &mut scratch.training, out);
     }
+}
+
+/// Reusable plans and buffers of a [`TrainingGrid`].
+pub struct GridScratch {
+    groups: Vec<(LossScratch, LossScratch)>,
+    training: LossScratch,
+    spectrum: Vec<Complex32>,
+    cropped: Vec<Complex32>,
+    padded: Vec<f32>,
 }

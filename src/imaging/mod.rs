@@ -11,7 +11,7 @@ pub mod splat;
 pub use ctf::{Ctf, electron_wavelength};
 pub use gaussians::{GaussianSet, electrons};
 pub use loss::{
-    FourierLoss, GroupGrid, LossScratch, NoiseSpectrum, TrainingGrid, crop_spectrum, flat_weights,
-    half_plane_shells, image_spectrum,
+    FourierLoss, GridScratch, GroupGrid, LossScratch, NoiseSpectrum, TrainingGrid, crop_spectrum,
+    flat_weights, half_plane_shells, image_spectrum,
 };
 pub use project::{FourierProjector, ImageRenderer, shift_half_plane};
