@@ -25,7 +25,7 @@ mod shells;
 
 pub use plan::{Fft2, Fft3};
 pub use resize::{fourier_resize_image, fourier_resize_volume};
-pub use shells::{frequency_index, signed_frequency};
+pub use shells::{frequency_index, friedel_mates, signed_frequency};
 
 pub use realfft::num_complex::Complex32;
 

@@ -1,5 +1,12 @@
 //! Frequencies of the half-plane layout.
 
+/// How many full-spectrum frequencies a half-spectrum element at kx stands for: 1 on the kx = 0
+/// plane (and kx = n/2 for even n, its own Friedel mate), 2 elsewhere.
+#[inline]
+pub fn friedel_mates(kx: usize, n: usize) -> f32 {
+    if kx == 0 || (n % 2 == 0 && kx == n / 2) { 1.0 } else { 2.0 }
+}
+
 /// Signed frequency of row/slice index `i` of an axis of length `n` (0, 1, …, n/2, −(n−1)/2, …, −1).
 #[inline]
 pub fn signed_frequency(i: usize, n: usize) -> i64 {

@@ -9,7 +9,8 @@
 //! rolled to the origin ([`crate::fft::image_centre_to_origin`]).
 
 use crate::fft::{
-    Complex32, Fft2, frequency_index, image_centre_to_origin, origin_to_image_centre, signed_frequency,
+    Complex32, Fft2, frequency_index, friedel_mates as multiplicity, image_centre_to_origin,
+    origin_to_image_centre, signed_frequency,
 };
 
 /// Radial shell of every half-plane entry of an n-pixel box: round(|k|).
@@ -21,12 +22,6 @@ pub fn half_plane_shells(n: usize) -> Vec<u32> {
             (kx * kx + ky * ky).sqrt().round() as u32
         })
         .collect()
-}
-
-/// How many full-plane frequencies a half-plane entry stands for (1 or 2).
-#[inline]
-fn multiplicity(kx: usize, n: usize) -> f32 {
-    if kx == 0 || (n % 2 == 0 && kx == n / 2) { 1.0 } else { 2.0 }
 }
 
 /// The noise power per radial shell, estimated from residuals (data − CTF·model) of held-out
@@ -447,6 +442,7 @@ impl TrainingGrid {
             training: LossScratch::new(self.box_size),
             spectrum: Vec::new(),
             cropped: Vec::new(),
+            centred: Vec::new(),
             padded: vec![0.0; self.box_size * self.box_size],
         }
     }
@@ -471,8 +467,9 @@ impl TrainingGrid {
         scratch.cropped.resize((c / 2 + 1) * c, Complex32::default());
         crop_spectrum(&scratch.spectrum, n, c, &mut scratch.cropped);
         small.fft.inverse(&mut scratch.cropped, &mut small.real);
-        let mut centred = vec![0.0f32; c * c];
-        origin_to_image_centre(&small.real, &mut centred, [c, c]);
+        let centred = &mut scratch.centred;
+        centred.resize(c * c, 0.0);
+        origin_to_image_centre(&small.real, centred, [c, c]);
         let padded = &mut scratch.padded;
         padded.fill(0.0);
         let offset = (m - m / 2) - (c - c / 2);
@@ -490,5 +487,6 @@ pub struct GridScratch {
     training: LossScratch,
     spectrum: Vec<Complex32>,
     cropped: Vec<Complex32>,
+    centred: Vec<f32>,
     padded: Vec<f32>,
 }

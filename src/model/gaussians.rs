@@ -8,7 +8,7 @@
 
 use crate::array::Volume;
 use crate::error::{Error, Result};
-use crate::fft::{Complex32, Fft3, centre_to_origin, origin_to_centre};
+use crate::fft::{Complex32, Fft3, centre_to_origin, friedel_mates, origin_to_centre};
 use crate::imaging::electrons;
 use crate::imaging::splat::{render_volume, render_volume_backward};
 use crate::io::atoms::Atom;
@@ -147,8 +147,7 @@ impl GaussianModel {
         let mut energy = vec![0.0f64; max_shell + 1];
         for (i, (v, &sh)) in target_spectrum.iter().zip(&shells).enumerate() {
             if (sh as usize) <= max_shell {
-                energy[sh as usize] += if i % hx == 0 || (n % 2 == 0 && i % hx == n / 2) { 1.0 } else { 2.0 }
-                    * v.norm_sqr() as f64;
+                energy[sh as usize] += (friedel_mates(i % hx, n) * v.norm_sqr()) as f64;
             }
         }
         let used = energy.iter().filter(|&&e| e > 0.0).count().max(1) as f64;
@@ -189,7 +188,7 @@ impl GaussianModel {
             {
                 let w = weight.get(sh as usize).copied().unwrap_or(0.0);
                 let r = *x - t;
-                let m = if i % hx == 0 || (n % 2 == 0 && i % hx == n / 2) { 1.0 } else { 2.0 };
+                let m = friedel_mates(i % hx, n);
                 loss += (m * w * r.norm_sqr()) as f64;
                 // dL/dx = 2·N³·inverse(W·R) (the inverse divides by N³)
                 *x = r * (2.0 * volume * w);
@@ -286,13 +285,12 @@ fn signal_shells(map: &Volume) -> usize {
 /// hydrogens left out).
 fn residues(atoms: &[Atom]) -> Vec<&[Atom]> {
     let mut out = Vec::new();
-    let keep: Vec<&Atom> = atoms.iter().collect();
     let mut start = 0;
     let same = |a: &Atom, b: &Atom| {
         a.chain == b.chain && a.residue_number == b.residue_number && a.insertion_code == b.insertion_code
     };
-    for i in 1..=keep.len() {
-        if i == keep.len() || !same(keep[i], keep[start]) {
+    for i in 1..=atoms.len() {
+        if i == atoms.len() || !same(&atoms[i], &atoms[start]) {
             let run = &atoms[start..i];
             let water = matches!(run[0].residue_name.as_str(), "HOH" | "WAT" | "DOD");
             if !water {

@@ -53,7 +53,7 @@ pub fn fsc_of_spectra(fa: &[Complex32], fb: &[Complex32], n: usize) -> Vec<f64> 
             continue;
         }
         let kx = i % hx;
-        let mates = if kx == 0 || (n % 2 == 0 && kx == n / 2) { 1.0 } else { 2.0 };
+        let mates = crate::fft::friedel_mates(kx, n) as f64;
         num[s] += mates * (x.re as f64 * y.re as f64 + x.im as f64 * y.im as f64);
         da[s] += mates * x.norm_sqr() as f64;
         db[s] += mates * y.norm_sqr() as f64;
