@@ -27,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod array;
 pub mod error;
 pub mod fft;
@@ -42,5 +43,6 @@ pub mod particles;
 pub mod plot;
 pub mod reconstruction;
 pub mod rng;
+pub mod training;
 
 pub use error::{Error, ErrorKind, Result};

@@ -21,6 +21,16 @@ impl Rng {
         Rng { s: [next(), next(), next(), next()] }
     }
 
+    /// A generator for one purpose within a run: the stream of `seed` keyed by `keys` (e.g.
+    /// epoch, half set, batch), independent of every other key and of the order of use.
+    pub fn keyed(seed: u64, keys: &[u64]) -> Self {
+        let mut h = seed;
+        for &k in keys {
+            h = Rng::new(h ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64();
+        }
+        Rng::new(h)
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

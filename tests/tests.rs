@@ -3,6 +3,7 @@
 mod atoms;
 mod cli;
 mod cs;
+mod deformations;
 mod gaussians;
 mod imaging;
 mod mrc;

@@ -4,6 +4,7 @@ mod fsc;
 mod gaussian_model;
 mod info;
 mod mask;
+mod optimize_deformations;
 mod progress;
 mod reconstruct;
 mod simulate;
@@ -26,6 +27,7 @@ enum Command {
     GaussianModel(gaussian_model::Args),
     Info(info::Args),
     Mask(mask::Args),
+    OptimizeDeformations(optimize_deformations::Args),
     Reconstruct(reconstruct::Args),
     Simulate(simulate::Args),
 }
@@ -38,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::GaussianModel(args) => gaussian_model::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Mask(args) => mask::run(&args),
+        Command::OptimizeDeformations(args) => optimize_deformations::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };

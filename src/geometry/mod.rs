@@ -4,7 +4,9 @@
 //! projection frame: a projection integrates the map along the rotated z.
 
 mod euler;
+mod rigid;
 
 pub use euler::{
     Mat3, axis_angle_to_matrix, euler_to_matrix, mat_mul, matrix_to_axis_angle, matrix_to_euler, transpose,
 };
+pub use rigid::{Rigid, fit_rigid};

@@ -77,18 +77,22 @@ impl NoiseSpectrum {
     /// Whitening weights per half-plane entry: 1/power inside shells ≤ `max_shell`, 0 beyond,
     /// scaled to a mean of 1 over the full-plane frequencies kept.
     pub fn weights(&self, max_shell: f64) -> Vec<f32> {
-        let power = self.power();
-        // shells without an estimate (or with none yet) borrow the nearest lower one
-        let mut inverse = vec![0.0f64; power.len()];
-        let mut last = 1.0;
-        for (s, &p) in power.iter().enumerate() {
-            if p > 0.0 {
-                last = 1.0 / p;
-            }
-            inverse[s] = last;
-        }
-        shell_weights(self.n, max_shell, |s| inverse[s])
+        weights_from_power(self.n, &self.power(), max_shell)
     }
+}
+
+/// Whitening weights from a noise power per shell (as [`NoiseSpectrum::power`] gives, e.g. after
+/// smoothing over epochs); shells without an estimate borrow the nearest lower one.
+pub fn weights_from_power(n: usize, power: &[f64], max_shell: f64) -> Vec<f32> {
+    let mut inverse = vec![0.0f64; n / 2 + 1];
+    let mut last = 1.0;
+    for (s, v) in inverse.iter_mut().enumerate() {
+        if let Some(&p) = power.get(s).filter(|&&p| p > 0.0) {
+            last = 1.0 / p;
+        }
+        *v = last;
+    }
+    shell_weights(n, max_shell, |s| inverse[s])
 }
 
 /// Flat weights (no whitening): 1 inside shells ≤ `max_shell`, 0 beyond.

@@ -12,6 +12,6 @@ pub use ctf::{Ctf, electron_wavelength};
 pub use gaussians::{GaussianSet, electrons};
 pub use loss::{
     FourierLoss, GridScratch, GroupGrid, LossScratch, NoiseSpectrum, TrainingGrid, crop_spectrum,
-    flat_weights, half_plane_shells, image_spectrum,
+    flat_weights, half_plane_shells, image_spectrum, weights_from_power,
 };
 pub use project::{FourierProjector, ImageRenderer, shift_half_plane};

@@ -41,6 +41,25 @@ impl Adam {
         self.config = config;
     }
 
+    /// The moments and the step count (for checkpoints).
+    pub fn state(&self) -> (&[f32], &[f32], i32) {
+        (&self.m, &self.v, self.step)
+    }
+
+    /// An optimiser resumed from saved moments and step count.
+    ///
+    /// # Panics
+    /// If the moments differ in length.
+    pub fn from_state(config: AdamConfig, m: Vec<f32>, v: Vec<f32>, step: i32) -> Self {
+        assert_eq!(m.len(), v.len(), "moment lengths");
+        Adam { config, m, v, step }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> AdamConfig {
+        self.config
+    }
+
     /// One step: updates moments and parameters in a single pass.
     ///
     /// # Panics

@@ -85,7 +85,8 @@ impl DecoderGrads {
         }
     }
 
-    fn add(&mut self, o: &DecoderGrads) {
+    /// Adds another set of gradients.
+    pub fn add(&mut self, o: &DecoderGrads) {
         let add = |a: &mut [f32], b: &[f32]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         add(&mut self.first_position, &o.first_position);
         add(&mut self.first_latent, &o.first_latent);

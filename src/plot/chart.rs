@@ -34,6 +34,8 @@ pub struct LineChart {
     pub hlines: Vec<(f64, String)>,
     /// Tick labels for the x axis from the tick value (default: the value).
     pub x_tick_label: Option<fn(f64) -> String>,
+    /// Draw each point as a dot instead of joining the points (a scatter plot).
+    pub dots: bool,
 }
 
 /// About five round tick values covering [lo, hi].
@@ -106,7 +108,14 @@ impl LineChart {
         for (k, s) in self.series.iter().enumerate() {
             let colour = PALETTE[k % PALETTE.len()];
             let inside = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-            for pair in s.points.windows(2).filter(|w| inside(&w[0]) && inside(&w[1])) {
+            if self.dots {
+                for &(x, y) in
+                    s.points.iter().filter(|p| inside(p) && p.0 >= x0 && p.0 <= x1 && p.1 >= y0 && p.1 <= y1)
+                {
+                    c.fill_rect(px(x) as i64 - 1, py(y) as i64 - 1, 3, 3, colour);
+                }
+            }
+            for pair in s.points.windows(2).filter(|w| !self.dots && inside(&w[0]) && inside(&w[1])) {
                 let clamp = |y: f64| y.clamp(y0, y1);
                 c.line(
                     (px(pair[0].0), py(clamp(pair[0].1))),

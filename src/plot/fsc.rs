@@ -21,5 +21,6 @@ pub fn fsc_chart(title: &str, curves: &[(&str, &[f64])], n: usize, pixel_size: f
         series,
         hlines: vec![(0.143, "0.143".into()), (0.5, "0.5".into())],
         x_tick_label: Some(|f| if f > 0.0 { format!("{:.1}", 1.0 / f) } else { "inf".into() }),
+        dots: false,
     }
 }

