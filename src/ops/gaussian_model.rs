@@ -104,17 +104,7 @@ pub fn write_outputs(dir: &Path, map: &Map, summary: &ModelSummary) -> Result<Mo
         fsc: dir.join("gaussians_fsc.star"),
         model: dir.join("gaussians.weights"),
     };
-    let atoms: Vec<Atom> = model
-        .points()
-        .iter()
-        .zip(&model.widths)
-        .enumerate()
-        .map(|(i, (p, &w))| {
-            let b = 8.0 * std::f64::consts::PI.powi(2) * (w as f64).powi(2);
-            Atom::pseudo(i as i64 + 1, [0, 1, 2].map(|k| centre[k] + p[k] as f64), b)
-        })
-        .collect();
-    write_pdb(&files.points, &[atoms])?;
+    write_pdb(&files.points, &[model_atoms(model, centre)])?;
     write_volume(&files.volume, &model.render(n, pixel), pixel as f32, map.origin, Mode::Float32)?;
     let star = crate::ops::reconstruct::fsc_star(&summary.fsc, None, n, pixel, summary.resolution_at_0_9)?;
     star.write(&files.fsc)?;
@@ -123,6 +113,21 @@ pub fn write_outputs(dir: &Path, map: &Map, summary: &ModelSummary) -> Result<Mo
         .write_png(files.fsc.with_extension("png"))?;
     save_model(model, n, pixel, &files.model)?;
     Ok(files)
+}
+
+/// The Gaussians as pseudo-atoms in the map's frame (`centre`: the map's box centre in Å), with
+/// B-factors 8π²σ².
+pub fn model_atoms(model: &GaussianModel, centre: [f64; 3]) -> Vec<Atom> {
+    model
+        .points()
+        .iter()
+        .zip(&model.widths)
+        .enumerate()
+        .map(|(i, (p, &w))| {
+            let b = 8.0 * std::f64::consts::PI.powi(2) * (w as f64).powi(2);
+            Atom::pseudo(i as i64 + 1, [0, 1, 2].map(|k| centre[k] + p[k] as f64), b)
+        })
+        .collect()
 }
 
 /// Saves a model with its box and pixel size.

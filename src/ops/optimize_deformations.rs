@@ -6,14 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::analysis::Pca;
-use crate::io::atoms::{Atom, write_pdb};
+use crate::io::atoms::write_pdb;
 use crate::io::images::{ImagePaths, ParticleImages};
 use crate::io::mrc::{Map, Mode, write_volume};
 use crate::io::npy::{NpyArray, write_npy};
 use crate::io::relion::particles_to_star;
 use crate::model::{FitOptions, GaussianModel};
 use crate::nn::DecoderConfig;
-use crate::ops::gaussian_model::{build, map_centre, write_outputs};
+use crate::ops::gaussian_model::{build, map_centre, model_atoms, write_outputs};
 use crate::ops::reconstruct::half_sets;
 use crate::particles::ParticleTable;
 use crate::plot::{LineChart, Series, image_grid};
@@ -556,17 +556,7 @@ fn write_results(
     let centre = map_centre(map);
     for (h, half) in trainer.halves.iter().enumerate() {
         let model = &half.consensus;
-        let atoms: Vec<Atom> = model
-            .points()
-            .iter()
-            .zip(&model.widths)
-            .enumerate()
-            .map(|(i, (p, &w))| {
-                let b = 8.0 * std::f64::consts::PI.powi(2) * (w as f64).powi(2);
-                Atom::pseudo(i as i64 + 1, [0, 1, 2].map(|k| centre[k] + p[k] as f64), b)
-            })
-            .collect();
-        write_pdb(layout.consensus(h as u8 + 1, "pdb"), &[atoms])?;
+        write_pdb(layout.consensus(h as u8 + 1, "pdb"), &[model_atoms(model, centre)])?;
         write_volume(
             layout.consensus(h as u8 + 1, "mrc"),
             &model.render(n, pixel),

@@ -252,21 +252,40 @@ pub fn evaluate_batch(
     noise: Option<&mut NoiseSpectrum>,
     shells: &[u32],
 ) -> Result<BatchFigures> {
-    let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
-    work.resize(half, b, n);
-    let mut figures = BatchFigures::default();
-    if deformation {
-        deform(half, batch, ctx, None, work);
-        figures.latents = work.mean.clone();
-        figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
-    } else {
-        broadcast_consensus(half, work, b);
-        figures.displacement = vec![0.0; b];
-    }
+    let (mut figures, _) = positions_for(half, batch, ctx, deformation.then_some(None), work);
+    let b = batch.indices.len();
     let (losses, _) = render_and_compare(half, batch, ctx, false, work, noise, shells)?;
     figures.data = losses.iter().sum::<f64>() / b as f64;
     figures.losses = losses;
     Ok(figures)
+}
+
+/// Fills `work.deformed` for the batch: decoded with `sampling` (`Some(seed)`: z sampled with
+/// that seed; `Some(None)`: z = μ), or the consensus itself when `sampling` is `None`.
+fn positions_for(
+    half: &HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    sampling: Option<Option<u64>>,
+    work: &mut Work,
+) -> (BatchFigures, Option<EncoderCache>) {
+    let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
+    work.resize(half, b, n);
+    let mut figures = BatchFigures::default();
+    let cache = match sampling {
+        Some(seed) => {
+            let cache = deform(half, batch, ctx, seed, work);
+            figures.latents = work.mean.clone();
+            figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
+            Some(cache)
+        }
+        None => {
+            broadcast_consensus(half, work, b);
+            figures.displacement = vec![0.0; b];
+            None
+        }
+    };
+    (figures, cache)
 }
 
 fn broadcast_consensus(half: &HalfModel, work: &mut Work, b: usize) {
@@ -292,17 +311,8 @@ pub fn train_batch(
     shells: &[u32],
 ) -> Result<BatchFigures> {
     let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
-    work.resize(half, b, n);
-    let mut figures = BatchFigures::default();
     let deforming = phase == Phase::Deform;
-    let cache = deforming.then(|| deform(half, batch, ctx, Some(epsilon_seed), work));
-    if deforming {
-        figures.latents = work.mean.clone();
-        figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
-    } else {
-        broadcast_consensus(half, work, b);
-        figures.displacement = vec![0.0; b];
-    }
+    let (mut figures, cache) = positions_for(half, batch, ctx, deforming.then_some(Some(epsilon_seed)), work);
     let (losses, d_log_scale) = render_and_compare(half, batch, ctx, true, work, None, shells)?;
     figures.data = losses.iter().sum::<f64>() / b as f64;
     figures.losses = losses;
