@@ -143,12 +143,10 @@ struct CliMonitor {
     bar: Option<ProgressBar>,
     log: Option<std::fs::File>,
     abort_file: Option<PathBuf>,
-    epoch: usize,
 }
 
 impl Monitor for CliMonitor {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, particles: usize) {
-        self.epoch = epoch;
         if self.bar.is_none() {
             let bar = crate::cli::progress::bar(((epochs - epoch) * particles) as u64, "training");
             self.bar = Some(bar);
@@ -263,7 +261,6 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
         bar: None,
         log,
         abort_file: args.pipeline_control.as_ref().map(|d| d.join("RELION_JOB_ABORT_NOW")),
-        epoch: 0,
     };
     monitor.message(&format!(
         "cryomotion optimize-deformations: {} particles from {}, {threads} threads",
