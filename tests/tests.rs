@@ -4,6 +4,7 @@ mod atoms;
 mod cli;
 mod cs;
 mod deformations;
+mod explore;
 mod gaussians;
 mod imaging;
 mod mrc;

@@ -1,5 +1,12 @@
 //! Analysis of latent spaces: principal components, rank correlation with a known coordinate,
-//! and k-nearest-neighbour regression of known amplitudes (held-out R²).
+//! and k-nearest-neighbour regression of known amplitudes (held-out R²); k-means clusters and
+//! UMAP embeddings.
+
+mod kmeans;
+mod umap;
+
+pub use kmeans::{Clusters, kmeans};
+pub use umap::{UmapOptions, umap};
 
 use crate::linalg::symmetric_eigen;
 

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
+mod explore_latent_space;
 mod fsc;
 mod gaussian_model;
 mod info;
@@ -23,6 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    ExploreLatentSpace(explore_latent_space::Args),
     Fsc(fsc::Args),
     GaussianModel(gaussian_model::Args),
     Info(info::Args),
@@ -36,6 +38,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::ExploreLatentSpace(args) => explore_latent_space::run(&args),
         Command::Fsc(args) => fsc::run(&args),
         Command::GaussianModel(args) => gaussian_model::run(&args),
         Command::Info(args) => info::run(&args),

@@ -92,6 +92,9 @@ pub struct Args {
     /// KL weight factor (β = factor / box²).
     #[arg(long, default_value_t = 0.01)]
     kld_factor: f64,
+    /// Deforming epochs over which the KL weight ramps up from 0 (0: full weight at once).
+    #[arg(long, default_value_t = 10)]
+    kld_ramp_epochs: usize,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     #[arg(long, default_value_t = 15)]
     consensus_update_interval: usize,
@@ -227,6 +230,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
             regularization_factor: args.regularization_factor,
             regularization_weight: args.regularization_weight,
             kld_factor: args.kld_factor,
+            kld_ramp_epochs: args.kld_ramp_epochs,
             consensus_update_interval: args.consensus_update_interval,
             consensus_update_pool: args.consensus_update_pooled_particles.max(1),
             checkpoint_interval: args.checkpoint_interval.max(1),
@@ -253,6 +257,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
         validation_fraction: 0.05,
         checkpoint: args.checkpoint_file.clone(),
         project_dir: args.project_dir.clone(),
+        initial_model_path: Some(args.initial_model.clone()),
     };
     let layout = Layout::new(&args.output_directory);
     std::fs::create_dir_all(&layout.dir).with_context(|| format!("creating {}", layout.dir.display()))?;

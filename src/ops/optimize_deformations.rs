@@ -18,7 +18,7 @@ use crate::ops::reconstruct::half_sets;
 use crate::particles::ParticleTable;
 use crate::plot::{LineChart, Series, image_grid};
 use crate::training::{
-    BatchProgress, ImageSource, Loader, ParticleSet, TrainOptions, Trainer, read_checkpoint,
+    BatchProgress, ImageSource, Loader, ParticleSet, RunInputs, TrainOptions, Trainer, read_checkpoint,
     table_fingerprint,
 };
 use crate::{Error, Result};
@@ -54,6 +54,8 @@ pub struct DeformationOptions {
     pub checkpoint: Option<PathBuf>,
     /// Directory relative image paths are relative to.
     pub project_dir: Option<PathBuf>,
+    /// Path of the consensus map, recorded in checkpoints for the commands that follow.
+    pub initial_model_path: Option<PathBuf>,
 }
 
 impl Default for DeformationOptions {
@@ -73,6 +75,7 @@ impl Default for DeformationOptions {
             validation_fraction: 0.05,
             checkpoint: None,
             project_dir: None,
+            initial_model_path: None,
         }
     }
 }
@@ -138,8 +141,9 @@ pub fn memory_estimate(
 ) -> u64 {
     let (p, m, ng, b) = (particles as u64, box_size as u64, gaussians as u64, batch as u64);
     let half_plane = (m / 2 + 1) * m;
-    // table with its STAR text (~1 kB per row), training set, latents
-    let per_particle = 1024 + ParticleSet::BYTES_PER_PARTICLE as u64 + 64;
+    // table with its STAR text (~400 B per row measured for 11 columns, tests/memory.rs),
+    // training set, latents
+    let per_particle = 640 + ParticleSet::BYTES_PER_PARTICLE as u64 + 64;
     let preloaded = if preload { p * half_plane * 8 } else { 0 };
     // deformed positions and gradients (~8 copies), images, spectra, CTFs
     let batch_bytes = b * (ng * 3 * 4 * 8 + m * m * 4 * 4 + half_plane * 8 * 3);
@@ -275,6 +279,7 @@ pub fn optimize_deformations(
         monitor.message("no rlnRandomSubset column: half sets drawn at random (written to particles.star)");
     }
     write_log(&layout, &trainer)?;
+    let inputs = recorded_inputs(star, options);
     let per_epoch = trainer.set.len() - trainer.set.validation.iter().filter(|&&v| v).count();
     while !trainer.finished() {
         monitor.epoch_start(trainer.epoch, trainer.options.n_epochs, per_epoch);
@@ -305,15 +310,29 @@ pub fn optimize_deformations(
         write_epoch_plots(&layout, &mut trainer)?;
         let every = trainer.options.checkpoint_interval.max(1);
         if trainer.epoch % every == 0 && !trainer.finished() {
-            trainer.save(&layout.checkpoint(trainer.epoch), &[])?;
+            trainer.save(&layout.checkpoint(trainer.epoch), &inputs)?;
         }
     }
     monitor.message("encoding every particle with its half's encoder");
     trainer.infer_latents(&mut |_| {})?;
-    trainer.save(&layout.final_checkpoint(), &[])?;
-    trainer.save(&layout.checkpoint(trainer.epoch), &[])?;
+    trainer.save(&layout.final_checkpoint(), &inputs)?;
+    trainer.save(&layout.checkpoint(trainer.epoch), &inputs)?;
     write_results(&layout, &trainer, &table, map, star)?;
     Ok(Outcome::Finished)
+}
+
+/// The inputs a checkpoint records (absolute paths), so that later commands find them.
+fn recorded_inputs(star: &Path, options: &DeformationOptions) -> Vec<(String, String)> {
+    let absolute =
+        |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let mut out = vec![(RunInputs::STAR.to_string(), absolute(star))];
+    if let Some(map) = &options.initial_model_path {
+        out.push((RunInputs::MAP.to_string(), absolute(map)));
+    }
+    if let Some(dir) = &options.project_dir {
+        out.push((RunInputs::PROJECT_DIR.to_string(), absolute(dir)));
+    }
+    out
 }
 
 /// The map must have the particles' box and pixel size.

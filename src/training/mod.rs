@@ -18,11 +18,13 @@
 pub mod data;
 pub mod half;
 pub mod step;
+pub mod trained;
 pub mod trainer;
 
 pub use data::{Batch, ImageSource, Loader, ParticleSet};
 pub use half::{HalfModel, LearningRates};
 pub use step::{BatchFigures, Phase, StepContext, Work, evaluate_batch, train_batch};
+pub use trained::{RunInputs, TrainedModel};
 pub use trainer::{
     BatchProgress, CheckpointHeader, EpochRecord, TrainOptions, Trainer, read_checkpoint, table_fingerprint,
 };

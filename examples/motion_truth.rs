@@ -1,0 +1,60 @@
+//! How close the learnt deformations of an `optimize-deformations` run come to the true motion
+//! of a `cryomotion simulate --model M --anm-modes K` dataset (used by bench/deformations.sh).
+//!
+//! usage: cargo run --release --example motion_truth -- OUT SIM MODEL.pdb K [ANM_CUTOFF=15]
+//!
+//! Prints per half, for the Gaussians in the moving domains (true RMS displacement above the
+//! median) and for all: the RMS true displacement (the undeformed consensus's error), the RMS
+//! error of the learnt displacement, and their ratio.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cryomotion::io::atoms::read_atoms;
+use cryomotion::io::relion::read_particles_star;
+use cryomotion::ops::ground_truth::{TrueMotion, motion_errors};
+use cryomotion::ops::optimize_deformations::Layout;
+use cryomotion::ops::simulate::{AtomModes, Source};
+use cryomotion::training::{TrainedModel, table_fingerprint};
+
+const PARTICLES_PER_HALF: usize = 1000;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 4 {
+        bail!("usage: motion_truth OUT SIM MODEL.pdb K [ANM_CUTOFF=15]");
+    }
+    let (out, sim, model) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]), PathBuf::from(&args[2]));
+    let modes: usize = args[3].parse().context("K: number of ANM modes")?;
+    let cutoff: f64 = args.get(4).map_or(Ok(15.0), |c| c.parse()).context("ANM cutoff")?;
+
+    let table = read_particles_star(sim.join("particles.star"))?;
+    let checkpoint = Layout::new(&out).final_checkpoint();
+    let trained = TrainedModel::read(&checkpoint, table_fingerprint(&table), table.len())?;
+    let atoms = read_atoms(&model)?.models.remove(0);
+    let motion = AtomModes::anm(&atoms, modes, cutoff, 1.0);
+    let source = Source::Atoms { frames: vec![atoms], modes: Some(motion), resolution: 3.0, box_size: 0 };
+    let truth = TrueMotion::new(source, &sim.join("truth.csv"))?;
+    if truth.len() != trained.len() {
+        bail!("{} particles in truth.csv but {} in the run", truth.len(), trained.len());
+    }
+    for half in 0..2 {
+        let particles: Vec<usize> =
+            (0..trained.len()).filter(|&p| trained.half_index(p) == half).take(PARTICLES_PER_HALF).collect();
+        let e = motion_errors(&trained, &truth, half, &particles)?;
+        println!(
+            "half {}: moving domains ({} Gaussians): true motion {:.2} Å RMS, learnt error {:.2} Å (ratio {:.2}); \
+             all: {:.2} Å vs {:.2} Å (ratio {:.2}); {} particles",
+            half + 1,
+            e.moving,
+            e.undeformed_moving,
+            e.deformed_moving,
+            e.deformed_moving / e.undeformed_moving,
+            e.undeformed_all,
+            e.deformed_all,
+            e.deformed_all / e.undeformed_all,
+            e.particles
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! A trained model against the truth of `cryomotion simulate`: how far each particle's learnt
+//! deformation is from the true motion of its atoms (for benchmarks on simulated data).
+
+use std::path::Path;
+
+use crate::geometry::ScatteredField;
+use crate::ops::simulate::Source;
+use crate::training::TrainedModel;
+use crate::{Error, Result};
+
+/// Width (Å) of the kernel that carries the atoms' true displacements to the Gaussian centres.
+const ATOM_KERNEL: f32 = 2.0;
+
+/// Each particle's true atom positions, from a simulation's source and its `truth.csv`.
+pub struct TrueMotion {
+    source: Source,
+    /// Conformation coordinates of each particle (the columns after `half_set`).
+    pub conformations: Vec<Vec<f64>>,
+    /// Mean atom positions over the particles (Å, box-centred as in the simulation).
+    pub mean_atoms: Vec<[f32; 3]>,
+}
+
+impl TrueMotion {
+    /// The motion of `source` for the particles of `truth_csv`.
+    ///
+    /// # Errors
+    /// An unreadable `truth.csv`, or a source without atoms.
+    pub fn new(source: Source, truth_csv: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(truth_csv).map_err(|e| Error::io(e, truth_csv))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+        let first = header.iter().position(|&h| h == "half_set").map(|k| k + 1).ok_or_else(|| {
+            Error::missing("no 'half_set' column: not a truth.csv of cryomotion simulate")
+                .with_path(truth_csv)
+        })?;
+        let conformations = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(',').skip(first).map(|v| v.trim().parse().unwrap_or(f64::NAN)).collect())
+            .collect::<Vec<Vec<f64>>>();
+        let mut motion = TrueMotion { source, conformations, mean_atoms: Vec::new() };
+        let n = motion.conformations.len().max(1);
+        let mut mean = vec![[0.0f64; 3]; 0];
+        for p in 0..motion.conformations.len() {
+            let atoms = motion.atoms(p)?;
+            mean.resize(atoms.len(), [0.0; 3]);
+            mean.iter_mut().zip(&atoms).for_each(|(m, a)| (0..3).for_each(|k| m[k] += a[k] as f64));
+        }
+        motion.mean_atoms = mean.iter().map(|m| m.map(|v| (v / n as f64) as f32)).collect();
+        Ok(motion)
+    }
+
+    /// Number of particles.
+    pub fn len(&self) -> usize {
+        self.conformations.len()
+    }
+
+    /// Whether there are no particles.
+    pub fn is_empty(&self) -> bool {
+        self.conformations.is_empty()
+    }
+
+    /// True atom positions of particle `p` (Å, box-centred).
+    ///
+    /// # Errors
+    /// A source without atoms.
+    pub fn atoms(&self, p: usize) -> Result<Vec<[f32; 3]>> {
+        let set = self
+            .source
+            .gaussians_at(&self.conformations[p])
+            .ok_or_else(|| Error::unsupported("the simulation's source is a map: its atoms are unknown"))?;
+        Ok(set.centres.iter().map(|c| c.map(|v| v as f32)).collect())
+    }
+}
+
+/// Learnt against true displacements at the consensus Gaussians of one half.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MotionErrors {
+    /// Particles compared.
+    pub particles: usize,
+    /// Gaussians in the moving domains (true RMS displacement above the median).
+    pub moving: usize,
+    /// RMS true displacement in the moving domains: the undeformed consensus's error (Å).
+    pub undeformed_moving: f64,
+    /// RMS of learnt − true displacement in the moving domains (Å).
+    pub deformed_moving: f64,
+    /// The same over all Gaussians (Å).
+    pub undeformed_all: f64,
+    /// The same over all Gaussians (Å).
+    pub deformed_all: f64,
+}
+
+/// Compares half `half`'s learnt deformations of `particles` with the true motion: at each
+/// consensus Gaussian, the true displacement (atoms' displacement from their mean positions,
+/// kernel-averaged onto the Gaussian's centre) against the decoder's displacement.
+///
+/// # Errors
+/// A source without atoms.
+pub fn motion_errors(
+    model: &TrainedModel,
+    truth: &TrueMotion,
+    half: usize,
+    particles: &[usize],
+) -> Result<MotionErrors> {
+    let centres: Vec<[f32; 3]> =
+        model.halves[half].consensus.positions.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    let ng = centres.len();
+    let field = ScatteredField::new(&truth.mean_atoms, ATOM_KERNEL);
+    let z: Vec<f32> = particles.iter().flat_map(|&p| model.latent_of(p).to_vec()).collect();
+    let learnt = model.displacements(half, &z);
+    let mut true_sq = vec![0.0f64; ng];
+    let mut error_sq = vec![0.0f64; ng];
+    for (row, &p) in particles.iter().enumerate() {
+        let atoms = truth.atoms(p)?;
+        let moved: Vec<[f32; 3]> = atoms
+            .iter()
+            .zip(&truth.mean_atoms)
+            .map(|(a, m)| [a[0] - m[0], a[1] - m[1], a[2] - m[2]])
+            .collect();
+        for (g, c) in centres.iter().enumerate() {
+            let u = field.sample(&moved, *c);
+            let v = &learnt[(row * ng + g) * 3..(row * ng + g) * 3 + 3];
+            true_sq[g] += (0..3).map(|k| (u[k] as f64).powi(2)).sum::<f64>();
+            error_sq[g] += (0..3).map(|k| (v[k] as f64 - u[k] as f64).powi(2)).sum::<f64>();
+        }
+    }
+    let mut sorted = true_sq.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(ng / 2).copied().unwrap_or(0.0);
+    let moving: Vec<usize> = (0..ng).filter(|&g| true_sq[g] > median).collect();
+    let rms = |values: &[f64], set: &mut dyn Iterator<Item = usize>, count: usize| {
+        (set.map(|g| values[g]).sum::<f64>() / (count * particles.len()).max(1) as f64).sqrt()
+    };
+    Ok(MotionErrors {
+        particles: particles.len(),
+        moving: moving.len(),
+        undeformed_moving: rms(&true_sq, &mut moving.iter().copied(), moving.len()),
+        deformed_moving: rms(&error_sq, &mut moving.iter().copied(), moving.len()),
+        undeformed_all: rms(&true_sq, &mut (0..ng), ng),
+        deformed_all: rms(&error_sq, &mut (0..ng), ng),
+    })
+}
