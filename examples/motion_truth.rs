@@ -5,7 +5,8 @@
 //!
 //! Prints per half, for the Gaussians in the moving domains (true RMS displacement above the
 //! median) and for all: the RMS true displacement (the undeformed consensus's error), the RMS
-//! error of the learnt displacement, and their ratio.
+//! error of the learnt displacement, and their ratio; and the error of the per-particle motion
+//! alone (each Gaussian's error common to all particles removed).
 
 use std::path::PathBuf;
 
@@ -43,16 +44,20 @@ fn main() -> anyhow::Result<()> {
             (0..trained.len()).filter(|&p| trained.half_index(p) == half).take(PARTICLES_PER_HALF).collect();
         let e = motion_errors(&trained, &truth, half, &particles)?;
         println!(
-            "half {}: moving domains ({} Gaussians): true motion {:.2} Å RMS, learnt error {:.2} Å (ratio {:.2}); \
-             all: {:.2} Å vs {:.2} Å (ratio {:.2}); {} particles",
+            "half {}: moving domains ({} Gaussians): true motion {:.2} Å RMS, learnt error {:.2} Å (ratio {:.2}), \
+             of the per-particle motion {:.2} Å (ratio {:.2}); all: {:.2} Å vs {:.2} Å (ratio {:.2}), per-particle {:.2} Å; median Gaussian {:.2} Å; {} particles",
             half + 1,
             e.moving,
             e.undeformed_moving,
             e.deformed_moving,
             e.deformed_moving / e.undeformed_moving,
+            e.varying_moving,
+            e.varying_moving / e.undeformed_moving,
             e.undeformed_all,
             e.deformed_all,
             e.deformed_all / e.undeformed_all,
+            e.varying_all,
+            e.median_gaussian_error,
             e.particles
         );
     }

@@ -171,7 +171,7 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
         let e = motion_errors(&model, &motion, half, &particles).unwrap();
         eprintln!("half {}: {e:?}", half + 1);
         assert!(
-            e.deformed_moving < 0.6 * e.undeformed_moving,
+            e.deformed_moving < 0.7 * e.undeformed_moving,
             "half {}: learnt displacement error {:.2} Å against a true motion of {:.2} Å in the moving domains",
             half + 1,
             e.deformed_moving,

@@ -83,10 +83,17 @@ pub struct MotionErrors {
     pub undeformed_moving: f64,
     /// RMS of learnt − true displacement in the moving domains (Å).
     pub deformed_moving: f64,
+    /// The same, less each Gaussian's error common to all particles (where the half's
+    /// consensus differs from the mean conformation): the error of the per-particle motion (Å).
+    pub varying_moving: f64,
     /// The same over all Gaussians (Å).
     pub undeformed_all: f64,
     /// The same over all Gaussians (Å).
     pub deformed_all: f64,
+    /// The per-particle part over all Gaussians (Å).
+    pub varying_all: f64,
+    /// Median over the Gaussians of their RMS error (Å): robust to a few strays.
+    pub median_gaussian_error: f64,
 }
 
 /// Compares half `half`'s learnt deformations of `particles` with the true motion: at each
@@ -109,6 +116,7 @@ pub fn motion_errors(
     let learnt = model.displacements(half, &z);
     let mut true_sq = vec![0.0f64; ng];
     let mut error_sq = vec![0.0f64; ng];
+    let mut error_sum = vec![[0.0f64; 3]; ng];
     for (row, &p) in particles.iter().enumerate() {
         let atoms = truth.atoms(p)?;
         let moved: Vec<[f32; 3]> = atoms
@@ -121,6 +129,7 @@ pub fn motion_errors(
             let v = &learnt[(row * ng + g) * 3..(row * ng + g) * 3 + 3];
             true_sq[g] += (0..3).map(|k| (u[k] as f64).powi(2)).sum::<f64>();
             error_sq[g] += (0..3).map(|k| (v[k] as f64 - u[k] as f64).powi(2)).sum::<f64>();
+            (0..3).for_each(|k| error_sum[g][k] += v[k] as f64 - u[k] as f64);
         }
     }
     let mut sorted = true_sq.clone();
@@ -130,12 +139,22 @@ pub fn motion_errors(
     let rms = |values: &[f64], set: &mut dyn Iterator<Item = usize>, count: usize| {
         (set.map(|g| values[g]).sum::<f64>() / (count * particles.len()).max(1) as f64).sqrt()
     };
+    let count = particles.len().max(1) as f64;
+    let varying_sq: Vec<f64> =
+        (0..ng).map(|g| error_sq[g] - error_sum[g].iter().map(|s| s * s).sum::<f64>() / count).collect();
     Ok(MotionErrors {
         particles: particles.len(),
         moving: moving.len(),
         undeformed_moving: rms(&true_sq, &mut moving.iter().copied(), moving.len()),
         deformed_moving: rms(&error_sq, &mut moving.iter().copied(), moving.len()),
+        varying_moving: rms(&varying_sq, &mut moving.iter().copied(), moving.len()),
         undeformed_all: rms(&true_sq, &mut (0..ng), ng),
         deformed_all: rms(&error_sq, &mut (0..ng), ng),
+        varying_all: rms(&varying_sq, &mut (0..ng), ng),
+        median_gaussian_error: {
+            let mut e: Vec<f64> = error_sq.iter().map(|s| (s / count).sqrt()).collect();
+            e.sort_by(f64::total_cmp);
+            e.get(ng / 2).copied().unwrap_or(0.0)
+        },
     })
 }

@@ -505,6 +505,7 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
     let mut work = crate::training::Work::default();
     let loss = crate::imaging::FourierLoss::new(m, crate::imaging::flat_weights(m, (m / 2) as f64));
     let graph = crate::model::NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
+    let remover = trainer.rigid_motion_remover(0);
     let ctx = crate::training::StepContext {
         loss: &loss,
         graph: &graph,
@@ -517,6 +518,7 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
         min_width: 0.0,
         train_positions: false,
         measure_norms: false,
+        rigid_free: remover.as_ref(),
     };
     let shells = crate::imaging::half_plane_shells(m);
     evaluate_batch(half, &batch, &ctx, deforming, &mut work, None, &shells)?;

@@ -13,7 +13,7 @@ use crate::{Error, Result};
 const INITIAL_LOG_VARIANCE: f32 = -6.0;
 
 /// Scale of the decoder's initial last-layer weights (box lengths).
-const INITIAL_LAST_LAYER: f32 = 1e-3;
+const INITIAL_LAST_LAYER: f32 = 1e-2;
 
 /// Learning rates of the parameter groups.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use crate::fft::Complex32;
 use crate::imaging::splat::{project_batch, project_batch_backward};
 use crate::imaging::{FourierLoss, LossScratch, NoiseSpectrum};
-use crate::model::{NeighbourGraph, elastic_loss};
+use crate::model::{NeighbourGraph, RigidMotionRemover, elastic_loss};
 use crate::nn::{DecoderGrads, EncoderCache, kl_divergence, reparameterise, reparameterise_backward};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -40,6 +40,8 @@ pub struct StepContext<'a> {
     pub train_positions: bool,
     /// Whether this batch measures the gradient norms that set λ (one more decoder pass).
     pub measure_norms: bool,
+    /// Removes global rigid motion from the decoder's output (without a mask).
+    pub rigid_free: Option<&'a RigidMotionRemover>,
 }
 
 /// Stage of training for a batch.
@@ -145,6 +147,9 @@ fn deform(
     work.positions_box.clear();
     work.positions_box.extend(half.consensus.positions.iter().map(|&p| p * inv));
     half.decoder.forward(&work.positions_box, &work.z, ctx.active, &mut work.delta);
+    if let Some(remover) = ctx.rigid_free {
+        remover.apply(&mut work.delta);
+    }
     let c = &half.consensus.positions;
     for (x, dl) in work.deformed.chunks_exact_mut(ng * 3).zip(work.delta.chunks_exact(ng * 3)) {
         for ((x, &c), &dl) in x.iter_mut().zip(c).zip(dl) {
@@ -338,8 +343,14 @@ pub fn train_batch(
         // dL/dΔ, so on sampled batches the data and elastic parts run separately to measure
         // their gradient norms over the decoder's weights
         let d = half.encoder.config.latent;
-        let to_delta =
-            |g: &[f32], s: f32| -> Vec<f32> { g.iter().map(|&v| v * s * ctx.box_length).collect() };
+        // the rigid-motion removal is an orthogonal projection: its gradient is itself
+        let to_delta = |g: &[f32], s: f32| -> Vec<f32> {
+            let mut out: Vec<f32> = g.iter().map(|&v| v * s * ctx.box_length).collect();
+            if let Some(remover) = ctx.rigid_free {
+                remover.apply(&mut out);
+            }
+            out
+        };
         let mut d_z = vec![0.0f32; b * d];
         let mut d_positions_box = vec![0.0f32; ng * 3];
         let decoder_grads = if ctx.measure_norms {
@@ -384,12 +395,15 @@ pub fn train_batch(
             data_grads.add(&elastic_grads);
             data_grads
         } else {
-            let combined: Vec<f32> = work
+            let mut combined: Vec<f32> = work
                 .d_deformed
                 .iter()
                 .zip(&work.d_elastic)
                 .map(|(&g, &e)| (g + lambda * e) * ctx.box_length)
                 .collect();
+            if let Some(remover) = ctx.rigid_free {
+                remover.apply(&mut combined);
+            }
             half.decoder.backward(
                 &work.positions_box,
                 &work.z,

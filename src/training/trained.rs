@@ -9,7 +9,7 @@ use super::data::{Batch, Loader, ParticleSet};
 use super::half::{HalfModel, LearningRates};
 use super::trainer::{CheckpointHeader, read_checkpoint};
 use crate::io::weights::Tensors;
-use crate::model::GaussianModel;
+use crate::model::{GaussianModel, RigidMotionRemover};
 use crate::nn::EncoderConfig;
 use crate::{Error, Result};
 
@@ -159,8 +159,12 @@ impl TrainedModel {
         let rows = z.len() / self.latent;
         let mut out = vec![0.0f32; rows * ng * 3];
         let chunk = ROWS_PER_CALL * self.latent;
+        let remover = self.active.is_none().then(|| RigidMotionRemover::new(&model.consensus.positions));
         for (z, out) in z.chunks(chunk).zip(out.chunks_mut(ROWS_PER_CALL * ng * 3)) {
             model.decoder.forward(&positions, z, self.active.as_deref(), out);
+            if let Some(r) = &remover {
+                r.apply(out);
+            }
         }
         let scale = self.box_length as f32;
         out.par_iter_mut().for_each(|d| *d *= scale);

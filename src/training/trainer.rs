@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::geometry::fit_rigid;
 use crate::imaging::{FourierLoss, NoiseSpectrum, flat_weights, half_plane_shells, weights_from_power};
 use crate::io::weights::Tensors;
-use crate::model::{GaussianModel, NeighbourGraph};
+use crate::model::{GaussianModel, NeighbourGraph, RigidMotionRemover};
 use crate::nn::{DecoderConfig, EncoderConfig};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -25,7 +25,7 @@ const NORM_SAMPLING: usize = 4;
 /// Checkpoint format name and version.
 pub const CHECKPOINT_FORMAT: &str = "cryomotion-deformations";
 /// Version of the checkpoint layout; older or newer checkpoints are refused.
-pub const CHECKPOINT_VERSION: &str = "1";
+pub const CHECKPOINT_VERSION: &str = "2";
 
 /// The training schedule and settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -335,6 +335,7 @@ impl Trainer {
         let m = self.set.box_size();
         let latent = self.latent();
         let active = self.active.clone();
+        let remover = self.rigid_motion_remover(h);
         let mut ctx = StepContext {
             loss: &loss,
             graph: &graph,
@@ -347,6 +348,7 @@ impl Trainer {
             min_width: (0.5 * self.set.box_length() / m as f64) as f32,
             train_positions: true,
             measure_norms: false,
+            rigid_free: remover.as_ref(),
         };
         let (mut data, mut kl, mut elastic, mut squared, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
         let mut pool: Vec<(f64, usize)> = Vec::new();
@@ -513,6 +515,12 @@ impl Trainer {
             }
         }
         Ok(())
+    }
+
+    /// Without a mask, half `h`'s deformations are kept free of global rigid motion (see
+    /// [`RigidMotionRemover`]); with one, the fixed Gaussians anchor the frame.
+    pub fn rigid_motion_remover(&self, h: usize) -> Option<RigidMotionRemover> {
+        self.active.is_none().then(|| RigidMotionRemover::new(&self.halves[h].consensus.positions))
     }
 
     /// Writes a checkpoint (atomically).
