@@ -1,6 +1,7 @@
 //! Integration tests against real files from other programs (../shared/data) and round trips.
 
 mod atoms;
+mod backprojection;
 mod cli;
 mod cs;
 mod deformations;

@@ -1,19 +1,16 @@
 //! `cryomotion explore-latent-space`: the motion analysis of a trained run, as files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::ValueEnum;
 
-use cryomotion::io::cs::read_particles_cs;
 use cryomotion::io::images::{ImagePaths, ParticleImages};
-use cryomotion::io::mrc::read_map;
-use cryomotion::io::relion::read_particles_star;
 use cryomotion::ops::explore::{ExploreOptions, explore};
-use cryomotion::ops::optimize_deformations::Layout;
-use cryomotion::particles::ParticleTable;
-use cryomotion::training::{ImageSource, Loader, ParticleSet, TrainedModel, table_fingerprint};
+use cryomotion::training::{ImageSource, Loader, ParticleSet};
+
+use super::trained_run;
 
 /// Embeddings of the latent space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,52 +79,16 @@ pub struct Args {
     n_threads: Option<usize>,
 }
 
-fn read_table(path: &Path) -> anyhow::Result<ParticleTable> {
-    if path.extension().is_some_and(|e| e == "cs") {
-        Ok(read_particles_cs(path)?)
-    } else {
-        Ok(read_particles_star(path)?)
-    }
-}
-
-fn recorded(
-    given: &Option<PathBuf>,
-    recorded: &Option<PathBuf>,
-    what: &str,
-    option: &str,
-) -> anyhow::Result<PathBuf> {
-    match (given, recorded) {
-        (Some(p), _) => Ok(p.clone()),
-        (None, Some(p)) if p.exists() => Ok(p.clone()),
-        (None, Some(p)) => {
-            bail!("the {what} recorded in the checkpoint, {}, is gone: give {option}", p.display())
-        }
-        (None, None) => bail!("the checkpoint does not record the {what}: give {option}"),
-    }
-}
-
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let threads =
-        args.n_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |t| t.get()));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?;
-    let layout = Layout::new(&args.output_directory);
-    let checkpoint = args.checkpoint_file.clone().unwrap_or_else(|| layout.final_checkpoint());
-    if !checkpoint.exists() {
-        bail!(
-            "{}: no checkpoint; run optimize-deformations into {} first, or give --checkpoint-file",
-            checkpoint.display(),
-            args.output_directory.display()
-        );
-    }
-    let header = cryomotion::io::weights::Tensors::read(&checkpoint)?;
-    let inputs = TrainedModel::recorded_inputs(&header);
-    let star = recorded(&args.refinement_star_file, &inputs.star, "particle file", "--refinement-star-file")?;
-    let map_path = recorded(&args.initial_model, &inputs.initial_model, "consensus map", "--initial-model")?;
-    let table = read_table(&star)?;
-    let model = TrainedModel::read(&checkpoint, table_fingerprint(&table), table.len())
-        .with_context(|| format!("checking {} against {}", checkpoint.display(), star.display()))?;
-    let map =
-        read_map(&map_path).with_context(|| format!("reading the consensus map {}", map_path.display()))?;
+    let pool = trained_run::pool(args.n_threads)?;
+    let run = trained_run::open(
+        &args.output_directory,
+        &args.checkpoint_file,
+        &args.refinement_star_file,
+        &args.initial_model,
+        &args.project_dir,
+    )?;
+    let (table, model, map) = (&run.table, &run.model, &run.map);
     let options = ExploreOptions {
         half_set: args.half_set,
         n_clusters: args.n_clusters,
@@ -140,22 +101,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let dir = args.output_directory.join("explore");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let project_dir = args.project_dir.clone().or(inputs.project_dir.clone());
+    let project_dir = run.project_dir.clone();
     let mut loader: Option<(ParticleSet, Loader)> = None;
     let mut encode = |half: usize, particles: &[usize]| -> cryomotion::Result<Vec<f32>> {
         if loader.is_none() {
             let paths = ImagePaths { project_dir: project_dir.clone(), ..Default::default() };
-            let images = ParticleImages::open(&table, &paths)?;
+            let images = ParticleImages::open(table, &paths)?;
             let image_box = images.shape()[0];
-            let set = ParticleSet::new(
-                &table,
-                image_box,
-                model.box_size,
-                model.particle_halves.clone(),
-                0.0,
-                0,
-                0,
-            )?;
+            let set =
+                ParticleSet::new(table, image_box, model.box_size, model.particle_halves.clone(), 0.0, 0, 0)?;
             let l = Loader::new(&set, ImageSource::Disk(images), image_box, model.data_scale)?;
             loader = Some((set, l));
         }
@@ -163,7 +117,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         model.encode(half, set, l, particles, &mut |_| {})
     };
     let summary = pool.install(|| {
-        explore(&dir, &model, &table, &map, &options, &mut encode, &mut |line| eprintln!("{line}"))
+        explore(&dir, model, table, map, &options, &mut encode, &mut |line| eprintln!("{line}"))
     })?;
     for (half, particles, pc1, sizes) in &summary.halves {
         println!(

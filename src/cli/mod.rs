@@ -1,14 +1,17 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
+mod deformable_backprojection;
 mod explore_latent_space;
 mod fsc;
 mod gaussian_model;
 mod info;
 mod mask;
 mod optimize_deformations;
+mod optimize_inverse_deformations;
 mod progress;
 mod reconstruct;
 mod simulate;
+mod trained_run;
 
 use std::process::ExitCode;
 
@@ -24,12 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    DeformableBackprojection(deformable_backprojection::Args),
     ExploreLatentSpace(explore_latent_space::Args),
     Fsc(fsc::Args),
     GaussianModel(gaussian_model::Args),
     Info(info::Args),
     Mask(mask::Args),
     OptimizeDeformations(optimize_deformations::Args),
+    OptimizeInverseDeformations(optimize_inverse_deformations::Args),
     Reconstruct(reconstruct::Args),
     Simulate(simulate::Args),
 }
@@ -38,12 +43,14 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::DeformableBackprojection(args) => deformable_backprojection::run(&args),
         Command::ExploreLatentSpace(args) => explore_latent_space::run(&args),
         Command::Fsc(args) => fsc::run(&args),
         Command::GaussianModel(args) => gaussian_model::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Mask(args) => mask::run(&args),
         Command::OptimizeDeformations(args) => optimize_deformations::run(&args),
+        Command::OptimizeInverseDeformations(args) => optimize_inverse_deformations::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };

@@ -1,5 +1,6 @@
 //! Whole operations behind the commands: options in, results out, no printing.
 
+pub mod deformable_backprojection;
 pub mod explore;
 pub mod gaussian_model;
 pub mod ground_truth;

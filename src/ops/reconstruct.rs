@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use crate::array::Volume;
 use crate::error::{Error, Result};
 use crate::fft::Complex32;
-use crate::geometry::euler_to_matrix;
+use crate::geometry::{Mat3, euler_to_matrix};
 use crate::imaging::{Ctf, ImageRenderer};
 use crate::io::images::ParticleImages;
 use crate::particles::ParticleTable;
@@ -187,6 +187,29 @@ pub fn accumulate(
     options: &ReconstructOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<[FourierAccumulator; 2]> {
+    let pose = |i: usize| particle_pose(table, i);
+    accumulate_posed(table, images, indices, subsets, options, &pose, progress)
+}
+
+/// A particle's projection matrix (RELION's A) and image origin in pixels.
+pub fn particle_pose(table: &ParticleTable, i: usize) -> (Mat3, [f64; 2]) {
+    let p = &table.particles[i];
+    let pixel = table.optics_of(i).pixel_size;
+    let [rot, tilt, psi] = p.euler_deg;
+    (euler_to_matrix(rot, tilt, psi), [p.origin_angstrom[0] / pixel, p.origin_angstrom[1] / pixel])
+}
+
+/// [`accumulate`] with each particle inserted at the pose `pose(i)` (projection matrix and
+/// origin in pixels) instead of its own: how a deformation that is rigid in a region is undone.
+pub fn accumulate_posed(
+    table: &ParticleTable,
+    images: &ParticleImages,
+    indices: &[usize],
+    subsets: &[u8],
+    options: &ReconstructOptions,
+    pose: &(dyn Fn(usize) -> (Mat3, [f64; 2]) + Sync),
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<[FourierAccumulator; 2]> {
     let n = images.shape()[0];
     let chunk = (indices.len() / (rayon::current_num_threads() * 4)).clamp(16, 4096);
     indices
@@ -195,7 +218,7 @@ pub fn accumulate(
             || Worker::new(n, options.padding),
             |mut worker, chunk| {
                 for &i in chunk {
-                    worker.insert(table, images, i, subsets[i], options.ctf)?;
+                    worker.insert(table, images, i, subsets[i], options.ctf, pose(i))?;
                 }
                 progress(chunk.len());
                 Ok::<_, Error>(worker)
@@ -242,6 +265,7 @@ impl Worker {
         i: usize,
         half: u8,
         ctf: bool,
+        (a, origin): (Mat3, [f64; 2]),
     ) -> Result<()> {
         let p = &table.particles[i];
         let optics = table.optics_of(i);
@@ -255,10 +279,7 @@ impl Worker {
             .at_row(i + 1)
             .with_path(&table.path));
         }
-        let origin = [p.origin_angstrom[0] / optics.pixel_size, p.origin_angstrom[1] / optics.pixel_size];
         self.renderer.spectrum(&self.image, origin, &mut self.spectrum);
-        let [rot, tilt, psi] = p.euler_deg;
-        let a = euler_to_matrix(rot, tilt, psi);
         let acc = &mut self.halves[(half - 1) as usize];
         if ctf {
             Ctf::new(optics, &p.ctf).fill_half_plane(self.n, optics.pixel_size, false, &mut self.ctf);

@@ -1,0 +1,81 @@
+//! Opening a trained run for the commands that follow optimize-deformations: its checkpoint,
+//! the particle file and consensus map it records (or given anew), checked against each other.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use cryomotion::io::cs::read_particles_cs;
+use cryomotion::io::mrc::{Map, read_map};
+use cryomotion::io::relion::read_particles_star;
+use cryomotion::io::weights::Tensors;
+use cryomotion::ops::optimize_deformations::Layout;
+use cryomotion::particles::ParticleTable;
+use cryomotion::training::{TrainedModel, table_fingerprint};
+
+/// A trained run, opened.
+pub struct TrainedRun {
+    pub table: ParticleTable,
+    pub model: TrainedModel,
+    pub map: Map,
+    pub project_dir: Option<PathBuf>,
+}
+
+/// A STAR or cryoSPARC `.cs` particle file.
+pub fn read_table(path: &Path) -> anyhow::Result<ParticleTable> {
+    if path.extension().is_some_and(|e| e == "cs") {
+        Ok(read_particles_cs(path)?)
+    } else {
+        Ok(read_particles_star(path)?)
+    }
+}
+
+fn recorded(
+    given: &Option<PathBuf>,
+    recorded: &Option<PathBuf>,
+    what: &str,
+    option: &str,
+) -> anyhow::Result<PathBuf> {
+    match (given, recorded) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(p)) if p.exists() => Ok(p.clone()),
+        (None, Some(p)) => {
+            bail!("the {what} recorded in the checkpoint, {}, is gone: give {option}", p.display())
+        }
+        (None, None) => bail!("the checkpoint does not record the {what}: give {option}"),
+    }
+}
+
+/// Opens the run in `out` from `checkpoint` (default: its final checkpoint); `star`, `map` and
+/// `project_dir` override what the checkpoint records.
+pub fn open(
+    out: &Path,
+    checkpoint: &Option<PathBuf>,
+    star: &Option<PathBuf>,
+    map: &Option<PathBuf>,
+    project_dir: &Option<PathBuf>,
+) -> anyhow::Result<TrainedRun> {
+    let checkpoint = checkpoint.clone().unwrap_or_else(|| Layout::new(out).final_checkpoint());
+    if !checkpoint.exists() {
+        bail!(
+            "{}: no checkpoint; run optimize-deformations into {} first, or give --checkpoint-file",
+            checkpoint.display(),
+            out.display()
+        );
+    }
+    let inputs = TrainedModel::recorded_inputs(&Tensors::read(&checkpoint)?);
+    let star = recorded(star, &inputs.star, "particle file", "--refinement-star-file")?;
+    let map_path = recorded(map, &inputs.initial_model, "consensus map", "--initial-model")?;
+    let table = read_table(&star)?;
+    let model = TrainedModel::read(&checkpoint, table_fingerprint(&table), table.len())
+        .with_context(|| format!("checking {} against {}", checkpoint.display(), star.display()))?;
+    let map =
+        read_map(&map_path).with_context(|| format!("reading the consensus map {}", map_path.display()))?;
+    Ok(TrainedRun { table, model, map, project_dir: project_dir.clone().or(inputs.project_dir) })
+}
+
+/// A rayon pool of `threads` (default: all cores).
+pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |t| t.get()));
+    Ok(rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?)
+}

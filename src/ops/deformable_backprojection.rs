@@ -1,0 +1,219 @@
+//! Deformable backprojection by tiles of near-rigid motion: the consensus is split into soft
+//! tiles (k-means of the Gaussians); for each particle and tile, the rigid transform that best
+//! takes the tile's consensus Gaussians onto their deformed positions is composed with the
+//! particle's pose, and the particle is Fourier-inserted into that tile's accumulator (CTF²
+//! with it, so the weights follow the motion). Each tile is reconstructed and the tiles are
+//! blended with their soft masks. O(N²) per particle and tile, not O(N³).
+//!
+//! Geometry: a tile deformed by x ↦ R·x + t and projected with RELION's matrix A is the
+//! consensus projected with A·R and shifted in the image by (A·t)ₓᵧ; the particle's origin
+//! (RELION: the image is the projection shifted by −origin) becomes origin − (A·t)ₓᵧ.
+
+use rayon::prelude::*;
+
+use crate::analysis::kmeans;
+use crate::array::Volume;
+use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul};
+use crate::io::images::ParticleImages;
+use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, accumulate_posed, particle_pose};
+use crate::particles::ParticleTable;
+use crate::reconstruction::{FourierAccumulator, FscKind, fsc, masked_fsc, resolution_at, ssnr_from_fsc};
+use crate::training::TrainedModel;
+use crate::{Error, Result};
+
+/// Soft tiles of the consensus.
+#[derive(Clone, Debug)]
+pub struct Tiling {
+    /// Tile of each Gaussian.
+    pub labels: Vec<usize>,
+    /// Number of tiles.
+    pub count: usize,
+    /// Tile weights per voxel, summing to one everywhere.
+    pub masks: Vec<Volume>,
+}
+
+/// `count` tiles from k-means of the Gaussian `positions` (Å, box-centred), with masks on an
+/// n³ grid of `pixel_size` Å that blend over about two Gaussian spacings.
+pub fn tiling(positions: &[f32], count: usize, n: usize, pixel_size: f64, seed: u64) -> Tiling {
+    let clusters = kmeans(positions, 3, count.max(1), seed);
+    let count = clusters.sizes.len();
+    let points: Vec<[f32; 3]> = positions.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    let spacing = ScatteredField::new(&points, 10.0).mean_spacing();
+    let field = ScatteredField::new(&points, (2.0 * spacing).max(pixel_size as f32));
+    let mut masks = vec![Volume::zeros([n; 3]); count];
+    let c = (n / 2) as f32;
+    let values: Vec<Vec<f32>> = (0..n * n * n)
+        .into_par_iter()
+        .map(|v| {
+            let (x, y, z) = (v % n, (v / n) % n, v / (n * n));
+            let at = [x as f32 - c, y as f32 - c, z as f32 - c].map(|u| u * pixel_size as f32);
+            let mut w = vec![0.0f32; count];
+            field.weights(at, |g, weight| w[clusters.labels[g]] += weight);
+            let total: f32 = w.iter().sum();
+            // far from every Gaussian (solvent), all tiles share the voxel equally
+            let floor = 1e-6;
+            w.iter().map(|&wk| (wk + floor / count as f32) / (total + floor)).collect()
+        })
+        .collect();
+    for (v, w) in values.iter().enumerate() {
+        for (k, &wk) in w.iter().enumerate() {
+            masks[k].data[v] = wk;
+        }
+    }
+    Tiling { labels: clusters.labels, count, masks }
+}
+
+/// Each particle's rigid transform per tile (consensus → its conformation) and the RMS
+/// residual of that fit (Å): how far the learnt motion is from rigid there.
+#[derive(Clone, Debug)]
+pub struct TileMotions {
+    /// `transforms[particle][tile]`.
+    pub transforms: Vec<Vec<Rigid>>,
+    /// `residuals[particle][tile]`, Å RMS over the tile's Gaussians.
+    pub residuals: Vec<Vec<f32>>,
+}
+
+/// Fits the tile transforms of every particle from its half model's deformation at its latent.
+pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(usize) + Sync)) -> TileMotions {
+    let members: Vec<Vec<usize>> = (0..tiling.count)
+        .map(|k| (0..tiling.labels.len()).filter(|&g| tiling.labels[g] == k).collect())
+        .collect();
+    let gather = |flat: &[f32], ids: &[usize]| -> Vec<f32> {
+        ids.iter().flat_map(|&g| flat[3 * g..3 * g + 3].iter().copied()).collect()
+    };
+    let consensus: Vec<Vec<Vec<f32>>> = (0..2)
+        .map(|h| members.iter().map(|ids| gather(&model.halves[h].consensus.positions, ids)).collect())
+        .collect();
+    let per: Vec<(Vec<Rigid>, Vec<f32>)> = (0..model.len())
+        .into_par_iter()
+        .map(|p| {
+            let h = model.half_index(p);
+            let deformed = model.deformed(h, model.latent_of(p));
+            let fits = members
+                .iter()
+                .enumerate()
+                .map(|(k, ids)| {
+                    let (from, to) = (&consensus[h][k], gather(&deformed, ids));
+                    if ids.len() < 3 {
+                        return (Rigid { rotation: IDENTITY, translation: [0.0; 3] }, 0.0);
+                    }
+                    let rigid = fit_rigid(from, &to, None);
+                    let sq: f64 = from
+                        .chunks_exact(3)
+                        .zip(to.chunks_exact(3))
+                        .map(|(a, b)| {
+                            let moved = rigid.apply([a[0] as f64, a[1] as f64, a[2] as f64]);
+                            (0..3).map(|i| (moved[i] - b[i] as f64).powi(2)).sum::<f64>()
+                        })
+                        .sum();
+                    (rigid, (sq / ids.len() as f64).sqrt() as f32)
+                })
+                .unzip();
+            progress(1);
+            fits
+        })
+        .collect();
+    let (transforms, residuals) = per.into_iter().unzip();
+    TileMotions { transforms, residuals }
+}
+
+const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+
+/// Half maps, full map and FSC of the particles (half set of each in `subsets`: the half model
+/// that deformed it), each tile's accumulators fed with the
+/// particles posed by that tile's transform, the tiles blended by their masks.
+///
+/// # Errors
+/// As [`crate::ops::reconstruct::reconstruct`].
+pub fn deformable_reconstruct(
+    table: &ParticleTable,
+    images: &ParticleImages,
+    subsets: Vec<u8>,
+    tiling: &Tiling,
+    motions: &TileMotions,
+    options: &ReconstructOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Reconstruction> {
+    let n = images.shape()[0];
+    if tiling.masks.first().is_some_and(|m| m.shape != [n; 3]) {
+        return Err(Error::mismatch("the tiles' grid differs from the particle box"));
+    }
+    let indices: Vec<usize> = (0..table.len()).collect();
+    let pixel_size = table.optics_groups[table.particles[0].optics_group].pixel_size;
+    let mut accumulators: Vec<[FourierAccumulator; 2]> = Vec::with_capacity(tiling.count);
+    for k in 0..tiling.count {
+        let pose = |i: usize| {
+            let (a, origin) = particle_pose(table, i);
+            let rigid = &motions.transforms[i][k];
+            let t = rigid.translation;
+            let at = [0, 1].map(|r| (0..3).map(|c| a[r][c] * t[c]).sum::<f64>());
+            let pixel = table.optics_of(i).pixel_size;
+            (mat_mul(&a, &rigid.rotation), [origin[0] - at[0] / pixel, origin[1] - at[1] / pixel])
+        };
+        accumulators.push(accumulate_posed(table, images, &indices, &subsets, options, &pose, progress)?);
+    }
+    let blend = |maps: Vec<Volume>| -> Volume {
+        let mut out = Volume::zeros([n; 3]);
+        for (map, mask) in maps.iter().zip(&tiling.masks) {
+            out.data.iter_mut().zip(&map.data).zip(&mask.data).for_each(|((o, &v), &m)| *o += v * m);
+        }
+        out
+    };
+    let raw: Vec<Volume> =
+        (0..2).map(|h| blend(accumulators.iter().map(|a| a[h].reconstruct(None)).collect())).collect();
+    let raw_fsc = fsc(&raw[0], &raw[1]);
+    let (half_maps, full_map) = if options.wiener {
+        let half_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
+        let whole_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::WholeMap);
+        let halves =
+            [0, 1].map(|h| blend(accumulators.iter().map(|a| a[h].reconstruct(Some(&half_ssnr))).collect()));
+        let full = blend(
+            accumulators
+                .iter()
+                .map(|a| {
+                    let mut all = a[0].clone();
+                    all.add(&a[1]);
+                    all.reconstruct(Some(&whole_ssnr))
+                })
+                .collect(),
+        );
+        (halves, full)
+    } else {
+        let full = blend(
+            accumulators
+                .iter()
+                .map(|a| {
+                    let mut all = a[0].clone();
+                    all.add(&a[1]);
+                    all.reconstruct(None)
+                })
+                .collect(),
+        );
+        let mut raw = raw;
+        let second = raw.pop().expect("two halves");
+        ([raw.pop().expect("two halves"), second], full)
+    };
+    let curve = fsc(&half_maps[0], &half_maps[1]);
+    let masked = match &options.mask {
+        Some(mask) if mask.shape != half_maps[0].shape => {
+            return Err(Error::mismatch(format!(
+                "the mask is {:?} voxels, the maps {:?}",
+                mask.shape, half_maps[0].shape
+            ))
+            .in_field("--mask"));
+        }
+        Some(mask) => Some(masked_fsc(&half_maps[0], &half_maps[1], mask, options.seed)),
+        None => None,
+    };
+    let resolution = resolution_at(masked.as_ref().map_or(&curve, |m| &m.corrected), 0.143, n, pixel_size);
+    Ok(Reconstruction {
+        half_maps,
+        full_map,
+        fsc: curve,
+        masked,
+        resolution,
+        pixel_size,
+        subsets,
+        assigned_subsets: false,
+    })
+}

