@@ -52,13 +52,25 @@ fn main() -> anyhow::Result<()> {
     let mut sorted = amount.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
-    let pick = |moving: bool| atoms.iter().zip(&amount).filter(|(_, a)| (**a > median) == moving).map(|(a, _)| a.clone()).collect::<Vec<_>>();
+    let pick = |moving: bool| {
+        atoms
+            .iter()
+            .zip(&amount)
+            .filter(|(_, a)| (**a > median) == moving)
+            .map(|(a, _)| a.clone())
+            .collect::<Vec<_>>()
+    };
     let moving_mask = mask_of(&pick(true), centre, n, pixel);
     let mut core_mask = mask_of(&pick(false), centre, n, pixel);
     core_mask.data.iter_mut().zip(&moving_mask.data).for_each(|(c, m)| *c *= 1.0 - m);
-    let source = Source::Atoms { frames: vec![atoms], modes: Some(motion), resolution: 3.0 * pixel, box_size: n };
+    let source =
+        Source::Atoms { frames: vec![atoms], modes: Some(motion), resolution: 3.0 * pixel, box_size: n };
     // candidate true conformations: a grid over the modes' amplitudes
-    let steps: Vec<f64> = if modes == 1 { (-6..=6).map(f64::from).collect() } else { (-2..=2).map(|k| 2.0 * k as f64).collect() };
+    let steps: Vec<f64> = if modes == 1 {
+        (-6..=6).map(f64::from).collect()
+    } else {
+        (-2..=2).map(|k| 2.0 * k as f64).collect()
+    };
     let mut grid: Vec<Vec<f64>> = vec![Vec::new()];
     for _ in 0..modes.min(2) {
         grid = grid.iter().flat_map(|c| steps.iter().map(move |&s| [c.clone(), vec![s]].concat())).collect();
@@ -79,7 +91,10 @@ fn main() -> anyhow::Result<()> {
         let t = masked(&truth, mask);
         let d = mean_to(&fsc(&masked(&deformable.volume, mask), &t), 0.8);
         let p = mean_to(&fsc(&masked(&plain.volume, mask), &t), 0.8);
-        println!("{name}: mean FSC to 0.8 Nyquist against the truth: deformable {d:.3}, plain {p:.3} ({:+.3})", d - p);
+        println!(
+            "{name}: mean FSC to 0.8 Nyquist against the truth: deformable {d:.3}, plain {p:.3} ({:+.3})",
+            d - p
+        );
     }
     Ok(())
 }
