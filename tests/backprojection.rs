@@ -16,13 +16,7 @@ use cryomotion::ops::reconstruct::{ReconstructOptions, reconstruct};
 use cryomotion::reconstruction::fsc;
 
 use crate::deformations::trained_example;
-use crate::util::shared;
-
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::{cli_ok as ok, shared};
 
 const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 

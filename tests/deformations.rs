@@ -2,7 +2,6 @@
 //! against the true conformation, exact resume, RELION 5's command line, bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use cryomotion::analysis::{Pca, spearman};
@@ -13,25 +12,7 @@ use cryomotion::ops::ground_truth::{TrueMotion, motion_errors};
 use cryomotion::ops::simulate::{AtomModes, Source};
 use cryomotion::training::{TrainedModel, table_fingerprint};
 
-use crate::util::shared;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn err(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
+use crate::util::{cli as run, cli_err as err, cli_ok as ok, shared};
 
 /// Adenylate kinase moving along its slowest ANM mode (±6 Å), with CTF, and its consensus map.
 fn dataset(dir: &Path, particles: usize, snr: &str, seed: &str) -> (PathBuf, PathBuf) {

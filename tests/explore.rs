@@ -9,24 +9,7 @@ use cryomotion::io::mrc::read_map;
 use cryomotion::io::relion::read_particles_star;
 
 use crate::deformations::trained_example;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn err(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
+use crate::util::{cli_err as err, cli_ok as ok};
 
 fn correlation(a: &Path, b: &Path) -> f64 {
     let (a, b) = (read_map(a).unwrap(), read_map(b).unwrap());

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// A file under ../shared/data (beside the project root); fails clearly if it is missing.
 pub fn shared(rel: &str) -> PathBuf {
@@ -61,4 +62,25 @@ pub fn reconstruct_all(dir: &std::path::Path) -> cryomotion::array::Volume {
     let one = vec![1u8; table.len()];
     accumulate(&table, &images, &all, &one, &ReconstructOptions::default(), &|_| {}).unwrap()[0]
         .reconstruct(None)
+}
+
+/// Runs the cryomotion binary with `args`.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cryomotion")).args(args).output().unwrap()
+}
+
+/// Runs the binary, which must succeed; returns its standard output.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the binary, which must fail cleanly (no panic); returns its standard error.
+pub fn cli_err(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }

@@ -61,13 +61,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let result = backproject(args);
-    if let Some(dir) = &args.pipeline_control {
-        let name = if result.is_ok() { "RELION_JOB_EXIT_SUCCESS" } else { "RELION_JOB_EXIT_FAILURE" };
-        std::fs::File::create(dir.join(name))
-            .with_context(|| format!("writing {}", dir.join(name).display()))?;
-    }
-    result
+    trained_run::report_to_pipeline(&args.pipeline_control, backproject(args))
 }
 
 fn backproject(args: &Args) -> anyhow::Result<ExitCode> {

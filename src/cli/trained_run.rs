@@ -2,6 +2,7 @@
 //! the particle file and consensus map it records (or given anew), checked against each other.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
@@ -78,4 +79,18 @@ pub fn open(
 pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |t| t.get()));
     Ok(rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?)
+}
+
+/// With RELION's `--pipeline-control DIR`, marks the job's end (success or failure) there and
+/// passes the result on.
+pub fn report_to_pipeline(
+    dir: &Option<PathBuf>,
+    result: anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = dir {
+        let name = if result.is_ok() { "RELION_JOB_EXIT_SUCCESS" } else { "RELION_JOB_EXIT_FAILURE" };
+        std::fs::File::create(dir.join(name))
+            .with_context(|| format!("writing {}", dir.join(name).display()))?;
+    }
+    result
 }

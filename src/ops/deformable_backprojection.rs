@@ -15,9 +15,9 @@ use crate::analysis::kmeans;
 use crate::array::Volume;
 use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul};
 use crate::io::images::ParticleImages;
-use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, accumulate_posed, particle_pose};
+use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, accumulate_posed, finish, particle_pose};
 use crate::particles::ParticleTable;
-use crate::reconstruction::{FourierAccumulator, FscKind, fsc, masked_fsc, resolution_at, ssnr_from_fsc};
+use crate::reconstruction::{FourierAccumulator, FscKind, fsc, ssnr_from_fsc};
 use crate::training::TrainedModel;
 use crate::{Error, Result};
 
@@ -162,58 +162,30 @@ pub fn deformable_reconstruct(
     let raw: Vec<Volume> =
         (0..2).map(|h| blend(accumulators.iter().map(|a| a[h].reconstruct(None)).collect())).collect();
     let raw_fsc = fsc(&raw[0], &raw[1]);
-    let (half_maps, full_map) = if options.wiener {
-        let half_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
-        let whole_ssnr = ssnr_from_fsc(&raw_fsc, FscKind::WholeMap);
-        let halves =
-            [0, 1].map(|h| blend(accumulators.iter().map(|a| a[h].reconstruct(Some(&half_ssnr))).collect()));
-        let full = blend(
-            accumulators
-                .iter()
-                .map(|a| {
-                    let mut all = a[0].clone();
-                    all.add(&a[1]);
-                    all.reconstruct(Some(&whole_ssnr))
-                })
-                .collect(),
-        );
-        (halves, full)
+    let (half_ssnr, whole_ssnr) = if options.wiener {
+        (Some(ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps)), Some(ssnr_from_fsc(&raw_fsc, FscKind::WholeMap)))
     } else {
-        let full = blend(
-            accumulators
-                .iter()
-                .map(|a| {
-                    let mut all = a[0].clone();
-                    all.add(&a[1]);
-                    all.reconstruct(None)
-                })
-                .collect(),
-        );
-        let mut raw = raw;
-        let second = raw.pop().expect("two halves");
-        ([raw.pop().expect("two halves"), second], full)
+        (None, None)
     };
-    let curve = fsc(&half_maps[0], &half_maps[1]);
-    let masked = match &options.mask {
-        Some(mask) if mask.shape != half_maps[0].shape => {
-            return Err(Error::mismatch(format!(
-                "the mask is {:?} voxels, the maps {:?}",
-                mask.shape, half_maps[0].shape
-            ))
-            .in_field("--mask"));
+    let full_map = blend(
+        accumulators
+            .iter()
+            .map(|a| {
+                let mut all = a[0].clone();
+                all.add(&a[1]);
+                all.reconstruct(whole_ssnr.as_deref())
+            })
+            .collect(),
+    );
+    let half_maps = match &half_ssnr {
+        Some(ssnr) => {
+            [0, 1].map(|h| blend(accumulators.iter().map(|a| a[h].reconstruct(Some(ssnr))).collect()))
         }
-        Some(mask) => Some(masked_fsc(&half_maps[0], &half_maps[1], mask, options.seed)),
-        None => None,
+        None => {
+            let mut raw = raw;
+            let second = raw.pop().expect("two halves");
+            [raw.pop().expect("two halves"), second]
+        }
     };
-    let resolution = resolution_at(masked.as_ref().map_or(&curve, |m| &m.corrected), 0.143, n, pixel_size);
-    Ok(Reconstruction {
-        half_maps,
-        full_map,
-        fsc: curve,
-        masked,
-        resolution,
-        pixel_size,
-        subsets,
-        assigned_subsets: false,
-    })
+    finish(half_maps, full_map, options, pixel_size, subsets, false)
 }

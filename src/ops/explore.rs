@@ -459,7 +459,6 @@ fn explore_half(
         "pca",
         "PC",
         &pcs.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>(),
-        particles,
         &position,
         &motion,
         &clusters.labels,
@@ -468,18 +467,7 @@ fn explore_half(
     )?;
     if let Some(u) = &embedding_umap {
         let points: Vec<(f64, f64)> = u.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
-        plot_embeddings(
-            dir,
-            "umap",
-            "UMAP ",
-            &points,
-            particles,
-            &position,
-            &motion,
-            &clusters.labels,
-            table,
-            files,
-        )?;
+        plot_embeddings(dir, "umap", "UMAP ", &points, &position, &motion, &clusters.labels, table, files)?;
     }
 
     // activity in the B-factor column of the consensus point cloud
@@ -559,7 +547,6 @@ fn plot_embeddings(
     name: &str,
     axis: &str,
     points: &[(f64, f64)],
-    particles: &[usize],
     position: &std::collections::HashMap<usize, usize>,
     motion: &Motion,
     labels: &[usize],
@@ -627,7 +614,6 @@ fn plot_embeddings(
             ),
         ),
     ];
-    let _ = particles;
     for (what, plot) in plots {
         let path = dir.join(format!("{name}_by_{what}.png"));
         plot.write_png(&path)?;

@@ -122,6 +122,22 @@ pub fn reconstruct(
     } else {
         (raw, all.reconstruct(None))
     };
+    finish(half_maps, full_map, options, pixel_size, subsets, assigned)
+}
+
+/// The half-map FSC (masked and corrected with a mask), the resolution, and the result.
+///
+/// # Errors
+/// A mask of another size than the maps.
+pub fn finish(
+    half_maps: [Volume; 2],
+    full_map: Volume,
+    options: &ReconstructOptions,
+    pixel_size: f64,
+    subsets: Vec<u8>,
+    assigned_subsets: bool,
+) -> Result<Reconstruction> {
+    let n = full_map.shape[0];
     let curve = fsc(&half_maps[0], &half_maps[1]);
     let masked = match &options.mask {
         Some(mask) if mask.shape != half_maps[0].shape => {
@@ -143,7 +159,7 @@ pub fn reconstruct(
         resolution,
         pixel_size,
         subsets,
-        assigned_subsets: assigned,
+        assigned_subsets,
     })
 }
 
