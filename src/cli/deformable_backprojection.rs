@@ -14,8 +14,10 @@ use cryomotion::ops::reconstruct::{ReconstructOptions, write_outputs};
 use super::progress::bar;
 use super::trained_run;
 
-/// Reconstruct half maps with every particle's learnt motion undone (tiles of near-rigid
-/// motion), each half set with its own half model, in the consensus map's frame. Writes
+/// Reconstruct half maps with every particle's learnt motion undone.
+///
+/// Tiles of near-rigid motion; each half set with its own half model, in the consensus map's
+/// frame. Writes
 /// OUT/backprojection/map_half1.mrc, map_half2.mrc (RELION 5's DynaMight outputs), map.mrc and
 /// the FSC (STAR and PNG).
 #[derive(clap::Args)]

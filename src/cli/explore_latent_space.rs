@@ -21,8 +21,9 @@ pub enum Embedding {
     Umap,
 }
 
-/// Explore the latent space of an optimize-deformations run: embeddings and plots, k-means
-/// cluster maps and particle subsets, trajectories along the principal components,
+/// Explore the latent space of an optimize-deformations run, as files.
+///
+/// Embeddings and plots, k-means cluster maps and particle subsets, trajectories along the principal components,
 /// per-Gaussian activity, the half models compared, and maps at chosen latents. Everything
 /// goes to OUT/explore/.
 #[derive(clap::Args)]

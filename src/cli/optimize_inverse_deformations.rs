@@ -13,6 +13,8 @@ use cryomotion::ops::deformable_backprojection::{tile_motions, tiling};
 use super::progress::bar;
 use super::trained_run;
 
+/// Fit each particle's rigid motion per tile of the consensus (what backprojection needs).
+///
 /// DynaMight trains a second network for the inverse deformation; cryomotion derives what its
 /// backprojection needs from the forward model: the least-squares rigid transform of each tile
 /// of the consensus for each particle. Writes OUT/inverse_deformations/tile_residuals.csv (per
