@@ -24,12 +24,8 @@ use super::trained_run;
 #[command(after_help = "Example:
   cryomotion deformable-backprojection OUT --mask mask.mrc")]
 pub struct Args {
-    /// Output directory of optimize-deformations.
-    #[arg(value_name = "OUT")]
-    output_directory: PathBuf,
-    /// Checkpoint (default: OUT/forward_deformations/checkpoints/checkpoint_final.ckpt).
-    #[arg(long)]
-    checkpoint_file: Option<PathBuf>,
+    #[command(flatten)]
+    run: trained_run::RunArgs,
     /// Mask for the masked, phase-randomisation-corrected FSC.
     #[arg(long, alias = "mask-file")]
     mask: Option<PathBuf>,
@@ -42,18 +38,6 @@ pub struct Args {
     /// Accepted for RELION 5's command line; images are read from their stacks.
     #[arg(long)]
     preload_images: bool,
-    /// The particle file (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "STAR")]
-    refinement_star_file: Option<PathBuf>,
-    /// The consensus map (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "MRC")]
-    initial_model: Option<PathBuf>,
-    /// Directory that relative image paths are relative to.
-    #[arg(long, value_name = "DIR")]
-    project_dir: Option<PathBuf>,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    n_threads: Option<usize>,
     /// GPU (this build runs on the CPU).
     #[arg(long)]
     gpu_id: Option<String>,
@@ -70,21 +54,14 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(gpu) = &args.gpu_id {
         eprintln!("note: --gpu-id {gpu}: this cryomotion was built without CUDA; it runs on the CPU");
     }
-    let pool = trained_run::pool(args.n_threads)?;
-    let run = trained_run::open(
-        &args.output_directory,
-        &args.checkpoint_file,
-        &args.refinement_star_file,
-        &args.initial_model,
-        &args.project_dir,
-    )?;
+    let (run, pool) = args.run.open()?;
     let paths = ImagePaths { project_dir: run.project_dir.clone(), ..Default::default() };
     let images = ParticleImages::open(&run.table, &paths)?;
     let n = images.shape()[0];
     let mask = args.mask.as_ref().map(read_map).transpose().with_context(|| "reading --mask")?;
     let options = ReconstructOptions { mask: mask.map(|m| m.volume), ..Default::default() };
     let pixel = run.table.optics_groups[0].pixel_size;
-    let dir = args.output_directory.join("backprojection");
+    let dir = args.run.output_directory.join("backprojection");
     let start = std::time::Instant::now();
     let result = pool.install(|| {
         let tiles = tiling(&run.model.reference.positions, args.n_tiles, n, pixel, 0);

@@ -35,12 +35,8 @@ pub enum Embedding {
 Open a trajectory in ChimeraX as a volume series:
   open OUT/explore/half1/trajectory_pc1/map_*.mrc vseries true")]
 pub struct Args {
-    /// Output directory of optimize-deformations.
-    #[arg(value_name = "OUT")]
-    output_directory: PathBuf,
-    /// Checkpoint to explore (default: OUT/forward_deformations/checkpoints/checkpoint_final.ckpt).
-    #[arg(long)]
-    checkpoint_file: Option<PathBuf>,
+    #[command(flatten)]
+    run: trained_run::RunArgs,
     /// Half set to explore: 1, 2, or 0 for both and their comparison.
     #[arg(long, default_value_t = 1)]
     half_set: u8,
@@ -63,32 +59,13 @@ pub struct Args {
     /// Particles whose deformations colour the plots (a seeded sample).
     #[arg(long, default_value_t = 5000)]
     max_points: usize,
-    /// The particle file (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "STAR")]
-    refinement_star_file: Option<PathBuf>,
-    /// The consensus map (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "MRC")]
-    initial_model: Option<PathBuf>,
-    /// Directory that relative image paths are relative to.
-    #[arg(long, value_name = "DIR")]
-    project_dir: Option<PathBuf>,
     /// Seed of samples, clusters and UMAP.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    n_threads: Option<usize>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let pool = trained_run::pool(args.n_threads)?;
-    let run = trained_run::open(
-        &args.output_directory,
-        &args.checkpoint_file,
-        &args.refinement_star_file,
-        &args.initial_model,
-        &args.project_dir,
-    )?;
+    let (run, pool) = args.run.open()?;
     let (table, model, map) = (&run.table, &run.model, &run.map);
     let options = ExploreOptions {
         half_set: args.half_set,
@@ -100,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         latents: args.latents.clone(),
         seed: args.seed,
     };
-    let dir = args.output_directory.join("explore");
+    let dir = args.run.output_directory.join("explore");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let project_dir = run.project_dir.clone();
     let mut loader: Option<(ParticleSet, Loader)> = None;

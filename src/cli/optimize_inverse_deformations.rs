@@ -22,12 +22,8 @@ use super::trained_run;
 /// particle's transforms.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output directory of optimize-deformations.
-    #[arg(value_name = "OUT")]
-    output_directory: PathBuf,
-    /// Checkpoint (default: OUT/forward_deformations/checkpoints/checkpoint_final.ckpt).
-    #[arg(long)]
-    checkpoint_file: Option<PathBuf>,
+    #[command(flatten)]
+    run: trained_run::RunArgs,
     /// Tiles of near-rigid motion.
     #[arg(long, default_value_t = 8)]
     n_tiles: usize,
@@ -40,15 +36,6 @@ pub struct Args {
     /// Accepted for RELION 5's command line.
     #[arg(long)]
     preload_images: bool,
-    /// The particle file (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "STAR")]
-    refinement_star_file: Option<PathBuf>,
-    /// The consensus map (default: the one recorded in the checkpoint).
-    #[arg(long, value_name = "MRC")]
-    initial_model: Option<PathBuf>,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    n_threads: Option<usize>,
     /// GPU (this build runs on the CPU).
     #[arg(long)]
     gpu_id: Option<String>,
@@ -65,14 +52,7 @@ fn inverse(args: &Args) -> anyhow::Result<ExitCode> {
     if args.n_epochs.is_some() {
         eprintln!("note: --n-epochs: nothing to train; the inverse comes from the forward model");
     }
-    let pool = trained_run::pool(args.n_threads)?;
-    let run = trained_run::open(
-        &args.output_directory,
-        &args.checkpoint_file,
-        &args.refinement_star_file,
-        &args.initial_model,
-        &None,
-    )?;
+    let (run, pool) = args.run.open()?;
     let n = run.map.volume.shape[0];
     let pixel = run.map.voxel_size[0] as f64;
     let start = std::time::Instant::now();
@@ -84,7 +64,7 @@ fn inverse(args: &Args) -> anyhow::Result<ExitCode> {
         (tiles, motions)
     });
     let seconds = start.elapsed().as_secs_f64();
-    let dir = args.output_directory.join("inverse_deformations");
+    let dir = args.run.output_directory.join("inverse_deformations");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut csv = String::from("tile,gaussians,median_residual_A,p90_residual_A,median_translation_A\n");
     for k in 0..tiles.count {

@@ -14,6 +14,43 @@ use cryomotion::ops::optimize_deformations::Layout;
 use cryomotion::particles::ParticleTable;
 use cryomotion::training::{TrainedModel, table_fingerprint};
 
+/// The arguments every command after optimize-deformations takes to find its run.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Output directory of optimize-deformations.
+    #[arg(value_name = "OUT")]
+    pub output_directory: PathBuf,
+    /// Checkpoint (default: OUT/forward_deformations/checkpoints/checkpoint_final.ckpt).
+    #[arg(long)]
+    pub checkpoint_file: Option<PathBuf>,
+    /// The particle file (default: the one recorded in the checkpoint).
+    #[arg(long, value_name = "STAR")]
+    pub refinement_star_file: Option<PathBuf>,
+    /// The consensus map (default: the one recorded in the checkpoint).
+    #[arg(long, value_name = "MRC")]
+    pub initial_model: Option<PathBuf>,
+    /// Directory that relative image paths are relative to.
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub n_threads: Option<usize>,
+}
+
+impl RunArgs {
+    /// Opens the run these arguments name, and a thread pool.
+    pub fn open(&self) -> anyhow::Result<(TrainedRun, rayon::ThreadPool)> {
+        let run = open(
+            &self.output_directory,
+            &self.checkpoint_file,
+            &self.refinement_star_file,
+            &self.initial_model,
+            &self.project_dir,
+        )?;
+        Ok((run, pool(self.n_threads)?))
+    }
+}
+
 /// A trained run, opened.
 pub struct TrainedRun {
     pub table: ParticleTable,
