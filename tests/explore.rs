@@ -149,6 +149,13 @@ fn bad_inputs_are_named() {
     std::fs::write(&other, cut[..cut.len() - 5].join("\n") + "\n").unwrap();
     let e = err(&["explore-latent-space", &out, "--refinement-star-file", other.to_str().unwrap()]);
     assert!(e.contains("other particles") && e.contains("other.star"), "{e}");
+    // RELION 5's command line (RelionJob::getCommandsDynaMightJob adds --gpu-id to every
+    // DynaMight command, prepareFinalCommand --pipeline-control)
+    let job = dir.path().join("job");
+    std::fs::create_dir_all(&job).unwrap();
+    let job_dir = job.to_str().unwrap();
+    ok(&["explore-latent-space", &out, "--half-set", "1", "--gpu-id", "0", "--pipeline-control", job_dir]);
+    assert!(job.join("RELION_JOB_EXIT_SUCCESS").is_file());
     // no run there
     let e = err(&["explore-latent-space", dir.path().to_str().unwrap()]);
     assert!(e.contains("no checkpoint"), "{e}");

@@ -26,6 +26,8 @@ use super::trained_run;
 pub struct Args {
     #[command(flatten)]
     run: trained_run::RunArgs,
+    #[command(flatten)]
+    relion: trained_run::RelionArgs,
     /// Mask for the masked, phase-randomisation-corrected FSC.
     #[arg(long, alias = "mask-file")]
     mask: Option<PathBuf>,
@@ -35,25 +37,13 @@ pub struct Args {
     /// Accepted for RELION 5's command line; particles are inserted one by one.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
-    /// Accepted for RELION 5's command line; images are read from their stacks.
-    #[arg(long)]
-    preload_images: bool,
-    /// GPU (this build runs on the CPU).
-    #[arg(long)]
-    gpu_id: Option<String>,
-    /// RELION pipeline control directory (RELION_JOB_EXIT_SUCCESS / _FAILURE).
-    #[arg(long, value_name = "DIR")]
-    pipeline_control: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    trained_run::report_to_pipeline(&args.pipeline_control, backproject(args))
+    args.relion.run(|| backproject(args))
 }
 
 fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
-    if let Some(gpu) = &args.gpu_id {
-        eprintln!("note: --gpu-id {gpu}: this cryomotion was built without CUDA; it runs on the CPU");
-    }
     let (run, pool) = args.run.open()?;
     let paths = ImagePaths { project_dir: run.project_dir.clone(), ..Default::default() };
     let images = ParticleImages::open(&run.table, &paths)?;

@@ -37,6 +37,8 @@ Open a trajectory in ChimeraX as a volume series:
 pub struct Args {
     #[command(flatten)]
     run: trained_run::RunArgs,
+    #[command(flatten)]
+    relion: trained_run::RelionArgs,
     /// Half set to explore: 1, 2, or 0 for both and their comparison.
     #[arg(long, default_value_t = 1)]
     half_set: u8,
@@ -65,6 +67,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    args.relion.run(|| explore_run(args))
+}
+
+fn explore_run(args: &Args) -> anyhow::Result<ExitCode> {
     let (run, pool) = args.run.open()?;
     let (table, model, map) = (&run.table, &run.model, &run.map);
     let options = ExploreOptions {

@@ -3,7 +3,6 @@
 //! rigid in each tile.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -24,6 +23,8 @@ use super::trained_run;
 pub struct Args {
     #[command(flatten)]
     run: trained_run::RunArgs,
+    #[command(flatten)]
+    relion: trained_run::RelionArgs,
     /// Tiles of near-rigid motion.
     #[arg(long, default_value_t = 8)]
     n_tiles: usize,
@@ -33,19 +34,10 @@ pub struct Args {
     /// Write each particle's tile transforms (tile_transforms.csv).
     #[arg(long)]
     save_deformations: bool,
-    /// Accepted for RELION 5's command line.
-    #[arg(long)]
-    preload_images: bool,
-    /// GPU (this build runs on the CPU).
-    #[arg(long)]
-    gpu_id: Option<String>,
-    /// RELION pipeline control directory (RELION_JOB_EXIT_SUCCESS / _FAILURE).
-    #[arg(long, value_name = "DIR")]
-    pipeline_control: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    trained_run::report_to_pipeline(&args.pipeline_control, inverse(args))
+    args.relion.run(|| inverse(args))
 }
 
 fn inverse(args: &Args) -> anyhow::Result<ExitCode> {

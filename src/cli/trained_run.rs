@@ -51,6 +51,31 @@ impl RunArgs {
     }
 }
 
+/// The options RELION 5 adds to every DynaMight command after training.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RelionArgs {
+    /// Accepted for RELION 5's command line; images are read from their stacks.
+    #[arg(long)]
+    pub preload_images: bool,
+    /// GPU (this build runs on the CPU).
+    #[arg(long)]
+    pub gpu_id: Option<String>,
+    /// RELION pipeline control directory (RELION_JOB_EXIT_SUCCESS / _FAILURE).
+    #[arg(long, value_name = "DIR")]
+    pub pipeline_control: Option<PathBuf>,
+}
+
+impl RelionArgs {
+    /// Runs `command`, noting a `--gpu-id` this build cannot use, and reports the result to
+    /// RELION's pipeline control directory.
+    pub fn run(&self, command: impl FnOnce() -> anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+        if let Some(gpu) = &self.gpu_id {
+            eprintln!("note: --gpu-id {gpu}: this cryomotion was built without CUDA; it runs on the CPU");
+        }
+        report_to_pipeline(&self.pipeline_control, command())
+    }
+}
+
 /// A trained run, opened.
 pub struct TrainedRun {
     pub table: ParticleTable,
@@ -120,10 +145,7 @@ pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
 
 /// With RELION's `--pipeline-control DIR`, marks the job's end (success or failure) there and
 /// passes the result on.
-pub fn report_to_pipeline(
-    dir: &Option<PathBuf>,
-    result: anyhow::Result<ExitCode>,
-) -> anyhow::Result<ExitCode> {
+fn report_to_pipeline(dir: &Option<PathBuf>, result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
     if let Some(dir) = dir {
         let name = if result.is_ok() { "RELION_JOB_EXIT_SUCCESS" } else { "RELION_JOB_EXIT_FAILURE" };
         std::fs::File::create(dir.join(name))
