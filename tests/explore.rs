@@ -50,8 +50,8 @@ fn trajectories_clusters_and_activity_match_the_known_motion() {
     ]);
     assert!(stdout.contains("half models on the same particles"), "{stdout}");
     let explore = Path::new(&out).join("explore");
-    let sim = trained_example().join("sim");
-    let consensus = read_map(trained_example().join("cons/map.mrc")).unwrap();
+    let sim = trained_example().join("simulation");
+    let consensus = read_map(trained_example().join("consensus/map.mrc")).unwrap();
     for half in ["half1", "half2"] {
         let h = explore.join(half);
         // the ends of the PC1 trajectory resemble opposite true ends of the motion
@@ -144,7 +144,7 @@ fn bad_inputs_are_named() {
     assert!(e.contains("--half-set"), "{e}");
     // a particle file the checkpoint was not trained on
     let other = dir.path().join("other.star");
-    let text = std::fs::read_to_string(trained_example().join("sim/particles.star")).unwrap();
+    let text = std::fs::read_to_string(trained_example().join("simulation/particles.star")).unwrap();
     let cut: Vec<&str> = text.lines().collect();
     std::fs::write(&other, cut[..cut.len() - 5].join("\n") + "\n").unwrap();
     let e = err(&["explore-latent-space", &out, "--refinement-star-file", other.to_str().unwrap()]);

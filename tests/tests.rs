@@ -5,6 +5,7 @@ mod backprojection;
 mod cli;
 mod cs;
 mod deformations;
+mod demo;
 mod explore;
 mod gaussians;
 mod imaging;

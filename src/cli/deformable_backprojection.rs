@@ -8,7 +8,9 @@ use anyhow::Context;
 
 use cryomotion::io::images::{ImagePaths, ParticleImages};
 use cryomotion::io::mrc::read_map;
-use cryomotion::ops::deformable_backprojection::{deformable_reconstruct, tile_motions, tiling};
+use cryomotion::ops::deformable_backprojection::{
+    deformable_reconstruct, group_reconstruct, latent_groups, passes, tile_motions, tiling,
+};
 use cryomotion::ops::reconstruct::{ReconstructOptions, write_outputs};
 
 use super::progress::bar;
@@ -31,12 +33,33 @@ pub struct Args {
     /// Mask for the masked, phase-randomisation-corrected FSC.
     #[arg(long, alias = "mask-file")]
     mask: Option<PathBuf>,
-    /// Tiles of near-rigid motion.
+    /// How the motion is undone: `tiles` of near-rigid motion, each particle inserted once per
+    /// tile; or `groups` of particles by latent, each group's map pulled back to the consensus.
+    #[arg(long, value_enum, default_value_t = Method::Tiles)]
+    method: Method,
+    /// Tiles of near-rigid motion (--method tiles).
     #[arg(long, default_value_t = 8)]
     n_tiles: usize,
+    /// Particles per latent group of a half set (--method groups).
+    #[arg(long, default_value_t = 500)]
+    particles_per_group: usize,
+    /// Voxels between evaluations of the deformation field when a group's map is pulled back
+    /// (--method groups; DynaMight's option of the same name).
+    #[arg(long, default_value_t = 2)]
+    downsample: usize,
     /// Accepted for RELION 5's command line; particles are inserted one by one.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
+    /// Memory for the tiles' Fourier accumulators, GB: tiles that do not fit are filled in
+    /// further passes over the particles.
+    #[arg(long, default_value_t = 8.0)]
+    max_memory: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Method {
+    Tiles,
+    Groups,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -53,23 +76,46 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
     let pixel = run.table.optics_groups[0].pixel_size;
     let dir = args.run.output_directory.join("backprojection");
     let start = std::time::Instant::now();
-    let result = pool.install(|| {
-        let tiles = tiling(&run.model.reference.positions, args.n_tiles, n, pixel, 0);
-        let progress = bar(run.model.len() as u64, "fitting tile motions");
-        let motions = tile_motions(&run.model, &tiles, &|k| progress.inc(k as u64));
-        progress.finish_and_clear();
-        let progress = bar((run.table.len() * tiles.count) as u64, "inserting particles per tile");
-        let result = deformable_reconstruct(
-            &run.table,
-            &images,
-            run.model.particle_halves.clone(),
-            &tiles,
-            &motions,
-            &options,
-            &|k| progress.inc(k as u64),
-        );
-        progress.finish_and_clear();
-        result
+    let max_memory = (args.max_memory * 1e9) as u64;
+    let model = &run.model;
+    let result = pool.install(|| match args.method {
+        Method::Tiles => {
+            let tiles = tiling(&model.reference.positions, args.n_tiles, n, pixel, 0);
+            let progress = bar(model.len() as u64, "fitting tile motions");
+            let motions = tile_motions(model, &tiles, &|k| progress.inc(k as u64));
+            progress.finish_and_clear();
+            let sweeps = passes(2 * tiles.count, n, &options, max_memory);
+            let progress = bar((run.table.len() * sweeps) as u64, "inserting particles into the tiles");
+            let result = deformable_reconstruct(
+                &run.table,
+                &images,
+                model.particle_halves.clone(),
+                &tiles,
+                &motions,
+                &options,
+                max_memory,
+                &|k| progress.inc(k as u64),
+            );
+            progress.finish_and_clear();
+            result
+        }
+        Method::Groups => {
+            let groups = latent_groups(model, args.particles_per_group, 0);
+            let sweeps = passes(groups.len(), n, &options, max_memory);
+            let progress = bar((run.table.len() * sweeps) as u64, "inserting particles into their groups");
+            let result = group_reconstruct(
+                &run.table,
+                &images,
+                model,
+                &groups,
+                &options,
+                args.downsample,
+                max_memory,
+                &|k| progress.inc(k as u64),
+            );
+            progress.finish_and_clear();
+            result
+        }
     })?;
     let seconds = start.elapsed().as_secs_f64();
     write_outputs(&result, &run.table, &dir)?;
@@ -78,9 +124,12 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("naming the half maps in {}", dir.display()))?;
     }
     println!(
-        "{} particles ({} tiles), {:.1} ms per particle: resolution at FSC 0.143 = {:.2} Å; maps in {}",
+        "{} particles ({}), {:.1} ms per particle: resolution at FSC 0.143 = {:.2} Å; maps in {}",
         run.table.len(),
-        args.n_tiles,
+        match args.method {
+            Method::Tiles => format!("{} tiles", args.n_tiles),
+            Method::Groups => format!("groups of {} particles by latent", args.particles_per_group),
+        },
         1e3 * seconds / run.table.len() as f64,
         result.resolution,
         dir.display()

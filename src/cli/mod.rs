@@ -1,6 +1,7 @@
 //! Command-line interface: one file per command; each turns its arguments into library calls.
 
 mod deformable_backprojection;
+mod demo;
 mod explore_latent_space;
 mod fsc;
 mod gaussian_model;
@@ -28,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     DeformableBackprojection(deformable_backprojection::Args),
+    Demo(demo::Args),
     ExploreLatentSpace(explore_latent_space::Args),
     Fsc(fsc::Args),
     GaussianModel(gaussian_model::Args),
@@ -41,9 +43,25 @@ enum Command {
 
 /// Runs the command line; errors are printed once, with their whole chain.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command given as its words (without the program name), as the command line would.
+pub(crate) fn run_command(words: &[String]) -> anyhow::Result<ExitCode> {
+    let cli = Cli::try_parse_from(std::iter::once("cryomotion".to_string()).chain(words.iter().cloned()))?;
+    dispatch(cli.command)
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::DeformableBackprojection(args) => deformable_backprojection::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::ExploreLatentSpace(args) => explore_latent_space::run(&args),
         Command::Fsc(args) => fsc::run(&args),
         Command::GaussianModel(args) => gaussian_model::run(&args),
@@ -53,12 +71,5 @@ pub fn main() -> ExitCode {
         Command::OptimizeInverseDeformations(args) => optimize_inverse_deformations::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
     }
 }

@@ -19,6 +19,13 @@ impl Rigid {
         let r = &self.rotation;
         [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2] + self.translation[i])
     }
+
+    /// Applies the inverse transform, Rᵀ·(q − t).
+    pub fn apply_inverse(&self, q: [f64; 3]) -> [f64; 3] {
+        let (r, t) = (&self.rotation, self.translation);
+        let d = [q[0] - t[0], q[1] - t[1], q[2] - t[2]];
+        [0, 1, 2].map(|i| r[0][i] * d[0] + r[1][i] * d[1] + r[2][i] * d[2])
+    }
 }
 
 /// The rigid transform taking `from` onto `to` (xyz triples, f32) in the least-squares sense,

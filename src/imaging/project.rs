@@ -123,12 +123,17 @@ impl FourierProjector {
 pub fn shift_half_plane(spectrum: &mut [Complex32], n: usize, shift: [f64; 2]) {
     let hx = n / 2 + 1;
     assert_eq!(spectrum.len(), hx * n, "half-plane length");
+    if shift == [0.0, 0.0] {
+        return;
+    }
     let w = -2.0 * std::f64::consts::PI / n as f64;
+    // the phase ramp is separable: each row starts at its y phase and steps by the x phase
+    let (sx, cx) = (w * shift[0]).sin_cos();
     for (iy, row) in spectrum.chunks_exact_mut(hx).enumerate() {
-        let ky = signed_frequency(iy, n) as f64;
-        for (kx, v) in row.iter_mut().enumerate() {
-            let (s, c) = (w * (kx as f64 * shift[0] + ky * shift[1])).sin_cos();
+        let (mut s, mut c) = (w * signed_frequency(iy, n) as f64 * shift[1]).sin_cos();
+        for v in row.iter_mut() {
             *v *= Complex32::new(c as f32, s as f32);
+            (c, s) = (c * cx - s * sx, s * cx + c * sx);
         }
     }
 }

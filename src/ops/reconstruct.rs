@@ -251,26 +251,17 @@ pub fn accumulate_posed(
 
 /// One thread's accumulators and buffers.
 struct Worker {
-    n: usize,
     halves: [FourierAccumulator; 2],
-    renderer: ImageRenderer,
-    image: Vec<f32>,
-    bytes: Vec<u8>,
-    spectrum: Vec<Complex32>,
-    ctf: Vec<f32>,
+    preparer: ParticlePreparer,
+    particle: PreparedParticle,
 }
 
 impl Worker {
     fn new(n: usize, padding: usize) -> Self {
-        let hx = n / 2 + 1;
         Worker {
-            n,
             halves: [FourierAccumulator::new(n, padding), FourierAccumulator::new(n, padding)],
-            renderer: ImageRenderer::new(n),
-            image: vec![0.0; n * n],
-            bytes: Vec::new(),
-            spectrum: vec![Complex32::default(); hx * n],
-            ctf: vec![0.0; hx * n],
+            preparer: ParticlePreparer::new(n),
+            particle: PreparedParticle::new(n),
         }
     }
 
@@ -282,6 +273,63 @@ impl Worker {
         half: u8,
         ctf: bool,
         (a, origin): (Mat3, [f64; 2]),
+    ) -> Result<()> {
+        self.preparer.prepare(table, images, i, ctf, origin, &mut self.particle)?;
+        self.particle.insert_into(&mut self.halves[(half - 1) as usize], &a);
+        Ok(())
+    }
+}
+
+/// A particle ready for Fourier insertion: its centred spectrum with the translation undone,
+/// multiplied by the CTF (unless the data are CTF-premultiplied), and the CTF².
+pub struct PreparedParticle {
+    /// Half-plane spectrum.
+    pub spectrum: Vec<Complex32>,
+    /// CTF² per half-plane frequency (unused without CTF).
+    pub ctf2: Vec<f32>,
+    /// Whether the CTF was applied (and `ctf2` holds it).
+    pub with_ctf: bool,
+}
+
+impl PreparedParticle {
+    /// Buffers for n-pixel images.
+    pub fn new(n: usize) -> Self {
+        let len = (n / 2 + 1) * n;
+        PreparedParticle { spectrum: vec![Complex32::default(); len], ctf2: vec![0.0; len], with_ctf: false }
+    }
+
+    /// Inserts the particle into `accumulator` at projection matrix `a`.
+    pub fn insert_into(&self, accumulator: &mut FourierAccumulator, a: &Mat3) {
+        accumulator.insert(a, &self.spectrum, self.with_ctf.then_some(&self.ctf2[..]));
+    }
+}
+
+/// Reads, checks and transforms particle images into [`PreparedParticle`]s; owns its FFT plan.
+pub struct ParticlePreparer {
+    n: usize,
+    renderer: ImageRenderer,
+    image: Vec<f32>,
+    bytes: Vec<u8>,
+}
+
+impl ParticlePreparer {
+    /// Buffers for n-pixel images.
+    pub fn new(n: usize) -> Self {
+        ParticlePreparer { n, renderer: ImageRenderer::new(n), image: vec![0.0; n * n], bytes: Vec::new() }
+    }
+
+    /// Prepares particle `i` with its translation `origin` (pixels) undone.
+    ///
+    /// # Errors
+    /// An unreadable image, or one with NaN or infinite pixels (named by row and stack).
+    pub fn prepare(
+        &mut self,
+        table: &ParticleTable,
+        images: &ParticleImages,
+        i: usize,
+        ctf: bool,
+        origin: [f64; 2],
+        out: &mut PreparedParticle,
     ) -> Result<()> {
         let p = &table.particles[i];
         let optics = table.optics_of(i);
@@ -295,17 +343,14 @@ impl Worker {
             .at_row(i + 1)
             .with_path(&table.path));
         }
-        self.renderer.spectrum(&self.image, origin, &mut self.spectrum);
-        let acc = &mut self.halves[(half - 1) as usize];
+        self.renderer.spectrum(&self.image, origin, &mut out.spectrum);
+        out.with_ctf = ctf;
         if ctf {
-            Ctf::new(optics, &p.ctf).fill_half_plane(self.n, optics.pixel_size, false, &mut self.ctf);
+            Ctf::new(optics, &p.ctf).fill_half_plane(self.n, optics.pixel_size, false, &mut out.ctf2);
             if !optics.ctf_premultiplied {
-                self.spectrum.iter_mut().zip(&self.ctf).for_each(|(v, c)| *v *= *c);
+                out.spectrum.iter_mut().zip(&out.ctf2).for_each(|(v, c)| *v *= *c);
             }
-            self.ctf.iter_mut().for_each(|c| *c *= *c);
-            acc.insert(&a, &self.spectrum, Some(&self.ctf));
-        } else {
-            acc.insert(&a, &self.spectrum, None);
+            out.ctf2.iter_mut().for_each(|c| *c *= *c);
         }
         Ok(())
     }

@@ -37,6 +37,28 @@ pub fn ssnr_from_fsc(fsc: &[f64], kind: FscKind) -> Vec<f64> {
 }
 
 impl FourierAccumulator {
+    /// Mean weight (ΣCTF², or image count without CTF) per shell of the n-pixel box, over the
+    /// padded grid points inside the sphere: how much data each resolution has.
+    pub fn shell_weights(&self) -> Vec<f64> {
+        let (n, pad, big) = (self.box_size(), self.padding(), self.padded_size());
+        let hx = big / 2 + 1;
+        let r_max = (n / 2) as f64 * pad as f64;
+        let shells = n / 2 + 1;
+        let mut mean = vec![0.0f64; shells];
+        let mut count = vec![0u64; shells];
+        for (i, w) in self.weight.iter().enumerate() {
+            let (x, y, z) = (i % hx, (i / hx) % big, i / (hx * big));
+            let (ky, kz) = (signed_frequency(y, big) as f64, signed_frequency(z, big) as f64);
+            let r = ((x * x) as f64 + ky * ky + kz * kz).sqrt();
+            if r <= r_max {
+                let s = ((r / pad as f64).round() as usize).min(shells - 1);
+                mean[s] += *w as f64;
+                count[s] += 1;
+            }
+        }
+        mean.iter().zip(&count).map(|(m, &c)| m / c.max(1) as f64).collect()
+    }
+
     /// The map (box n, centre n/2) from what was inserted, regularised with `ssnr` per shell of
     /// the n-pixel box if given.
     pub fn reconstruct(&self, ssnr: Option<&[f64]>) -> Volume {
@@ -53,17 +75,7 @@ impl FourierAccumulator {
             let r = ((x * x) as f64 + ky * ky + kz * kz).sqrt();
             (r <= r_max).then(|| ((r / pad as f64).round() as usize).min(shells - 1))
         };
-        let mut mean = vec![0.0f64; shells];
-        let mut count = vec![0u64; shells];
-        for (i, w) in acc.weight.iter().enumerate() {
-            if let Some(s) = shell_of(i) {
-                mean[s] += *w as f64;
-                count[s] += 1;
-            }
-        }
-        for s in 0..shells {
-            mean[s] /= count[s].max(1) as f64;
-        }
+        let mean = acc.shell_weights();
         let mut spectrum = vec![Complex32::default(); acc.data.len()];
         for (i, out) in spectrum.iter_mut().enumerate() {
             let Some(s) = shell_of(i) else { continue };

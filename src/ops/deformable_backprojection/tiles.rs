@@ -1,4 +1,4 @@
-//! Deformable backprojection by tiles of near-rigid motion: the consensus is split into soft
+//! Route a, tiles of near-rigid motion: the consensus is split into soft
 //! tiles (k-means of the Gaussians); for each particle and tile, the rigid transform that best
 //! takes the tile's consensus Gaussians onto their deformed positions is composed with the
 //! particle's pose, and the particle is Fourier-inserted into that tile's accumulator (CTF²
@@ -11,11 +11,12 @@
 
 use rayon::prelude::*;
 
+use super::accumulate_placed;
 use crate::analysis::kmeans;
 use crate::array::Volume;
 use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul};
 use crate::io::images::ParticleImages;
-use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, accumulate_posed, finish, particle_pose};
+use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, finish, particle_pose};
 use crate::particles::ParticleTable;
 use crate::reconstruction::{FourierAccumulator, FscKind, fsc, ssnr_from_fsc};
 use crate::training::TrainedModel;
@@ -30,6 +31,29 @@ pub struct Tiling {
     pub count: usize,
     /// Tile weights per voxel, summing to one everywhere.
     pub masks: Vec<Volume>,
+}
+
+impl Tiling {
+    /// Each tile's weight at `at` (Å, box-centred; trilinear between voxels of `pixel_size` Å).
+    pub fn weights_at(&self, at: [f64; 3], pixel_size: f64) -> Vec<f32> {
+        let n = self.masks.first().map_or(1, |m| m.shape[0]);
+        let u = at.map(|a| (a / pixel_size + (n / 2) as f64).clamp(0.0, (n - 1) as f64 - 1e-9));
+        let base = u.map(|v| v.floor() as usize);
+        let f = [0, 1, 2].map(|k| (u[k] - base[k] as f64) as f32);
+        self.masks
+            .iter()
+            .map(|m| {
+                let mut sum = 0.0;
+                for corner in 0..8 {
+                    let bit = [corner & 1, (corner >> 1) & 1, (corner >> 2) & 1];
+                    let at = [0, 1, 2].map(|k| (base[k] + bit[k]).min(n - 1));
+                    let w: f32 = (0..3).map(|k| if bit[k] == 1 { f[k] } else { 1.0 - f[k] }).product();
+                    sum += w * m.data[(at[2] * n + at[1]) * n + at[0]];
+                }
+                sum
+            })
+            .collect()
+    }
 }
 
 /// `count` tiles from k-means of the Gaussian `positions` (Å, box-centred), with masks on an
@@ -120,11 +144,13 @@ pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(us
 const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
 /// Half maps, full map and FSC of the particles (half set of each in `subsets`: the half model
-/// that deformed it), each tile's accumulators fed with the
-/// particles posed by that tile's transform, the tiles blended by their masks.
+/// that deformed it), each tile's accumulators fed with the particles posed by that tile's
+/// transform, the tiles blended by their masks. The tiles' accumulators are filled in passes
+/// of as many tiles as fit in `max_memory` bytes.
 ///
 /// # Errors
 /// As [`crate::ops::reconstruct::reconstruct`].
+#[allow(clippy::too_many_arguments)]
 pub fn deformable_reconstruct(
     table: &ParticleTable,
     images: &ParticleImages,
@@ -132,26 +158,31 @@ pub fn deformable_reconstruct(
     tiling: &Tiling,
     motions: &TileMotions,
     options: &ReconstructOptions,
+    max_memory: u64,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Reconstruction> {
     let n = images.shape()[0];
     if tiling.masks.first().is_some_and(|m| m.shape != [n; 3]) {
         return Err(Error::mismatch("the tiles' grid differs from the particle box"));
     }
-    let indices: Vec<usize> = (0..table.len()).collect();
     let pixel_size = table.optics_groups[table.particles[0].optics_group].pixel_size;
-    let mut accumulators: Vec<[FourierAccumulator; 2]> = Vec::with_capacity(tiling.count);
-    for k in 0..tiling.count {
-        let pose = |i: usize| {
-            let (a, origin) = particle_pose(table, i);
-            let rigid = &motions.transforms[i][k];
-            let t = rigid.translation;
-            let at = [0, 1].map(|r| (0..3).map(|c| a[r][c] * t[c]).sum::<f64>());
-            let pixel = table.optics_of(i).pixel_size;
-            (mat_mul(&a, &rigid.rotation), [origin[0] - at[0] / pixel, origin[1] - at[1] / pixel])
-        };
-        accumulators.push(accumulate_posed(table, images, &indices, &subsets, options, &pose, progress)?);
-    }
+    // accumulator 2k + h: tile k, half set h + 1
+    let place = |i: usize, target: usize| {
+        if usize::from(subsets[i] - 1) != target % 2 {
+            return None;
+        }
+        let (a, _) = particle_pose(table, i);
+        let rigid = &motions.transforms[i][target / 2];
+        // the tile's translation moves the image by (A·t)ₓᵧ: undo it as well
+        let t = rigid.translation;
+        let pixel = table.optics_of(i).pixel_size;
+        let shift = [0, 1].map(|r| -(0..3).map(|c| a[r][c] * t[c]).sum::<f64>() / pixel);
+        Some((mat_mul(&a, &rigid.rotation), shift))
+    };
+    let mut flat = accumulate_placed(table, images, 2 * tiling.count, options, max_memory, &place, progress)?
+        .into_iter();
+    let accumulators: Vec<[FourierAccumulator; 2]> =
+        (0..tiling.count).map(|_| [0, 1].map(|_| flat.next().expect("two accumulators per tile"))).collect();
     let blend = |maps: Vec<Volume>| -> Volume {
         let mut out = Volume::zeros([n; 3]);
         for (map, mask) in maps.iter().zip(&tiling.masks) {
