@@ -15,4 +15,4 @@ pub use euler::{
 };
 pub use field::ScatteredField;
 pub use rigid::{Rigid, fit_rigid};
-pub use warp::{pull_back, warp_forward};
+pub use warp::{pull_back, trilinear, warp_forward};

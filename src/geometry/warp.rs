@@ -142,8 +142,8 @@ pub fn pull_back(
     out
 }
 
-/// `volume` at fractional voxel `p`, zero outside.
-fn trilinear(volume: &Volume, p: [f32; 3]) -> f32 {
+/// `volume` at fractional voxel `p` (x, y, z), trilinear between voxels, zero outside.
+pub fn trilinear(volume: &Volume, p: [f32; 3]) -> f32 {
     let [nx, ny, nz] = volume.shape;
     let base = p.map(|v| v.floor());
     let f = [p[0] - base[0], p[1] - base[1], p[2] - base[2]];

@@ -1,9 +1,9 @@
 //! Fourier filters of maps.
 
 use crate::array::Volume;
-use crate::fft::{Fft3, origin_to_centre, signed_frequency};
+use crate::fft::{Complex32, Fft3, origin_to_centre, signed_frequency};
 
-use super::volume_spectrum;
+use super::{shell_indices, volume_spectrum};
 
 /// Low-pass filters a cubic map: frequencies up to `cutoff` (in shells of the n-pixel box) are
 /// kept, then a raised-cosine fall-off over `width` shells, zero beyond.
@@ -23,12 +23,27 @@ pub fn low_pass(volume: &Volume, cutoff: f64, width: f64) -> Volume {
         };
         *v *= gain as f32;
     }
-    let mut fft = Fft3::new(volume.shape);
-    let mut rolled = vec![0.0f32; volume.data.len()];
+    volume_from_spectrum(spectrum, volume.shape)
+}
+
+/// The map (centre at n/2) back from its spectrum in the layout of [`volume_spectrum`].
+pub fn volume_from_spectrum(mut spectrum: Vec<Complex32>, shape: [usize; 3]) -> Volume {
+    let mut fft = Fft3::new(shape);
+    let mut rolled = vec![0.0f32; shape.iter().product()];
     fft.inverse(&mut spectrum, &mut rolled);
     let mut out = vec![0.0f32; rolled.len()];
-    origin_to_centre(&rolled, &mut out, volume.shape);
-    Volume::from_vec(volume.shape, out)
+    origin_to_centre(&rolled, &mut out, shape);
+    Volume::from_vec(shape, out)
+}
+
+/// The map multiplied in Fourier space by `gain` of each shell (rounded radius, capped at n/2).
+pub fn shell_filter(volume: &Volume, gain: impl Fn(usize) -> f64) -> Volume {
+    let n = volume.shape[0];
+    let mut spectrum = volume_spectrum(volume);
+    for (v, s) in spectrum.iter_mut().zip(shell_indices(n)) {
+        *v *= gain((s as usize).min(n / 2)) as f32;
+    }
+    volume_from_spectrum(spectrum, volume.shape)
 }
 
 /// Low-pass filters to a resolution in Å (soft edge of 2 shells), for a map of `pixel_size` Å.

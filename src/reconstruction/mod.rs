@@ -6,7 +6,7 @@ mod insert;
 mod mask;
 mod wiener;
 
-pub use filter::{low_pass, low_pass_angstrom};
+pub use filter::{low_pass, low_pass_angstrom, shell_filter, volume_from_spectrum};
 pub use fsc::{
     MaskedFsc, fsc, fsc_of_spectra, masked_fsc, randomise_phases, resolution_at, shell_indices,
     volume_spectrum,

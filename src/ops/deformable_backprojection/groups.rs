@@ -11,12 +11,14 @@ use rayon::prelude::*;
 use super::accumulate_placed;
 use crate::analysis::kmeans;
 use crate::array::Volume;
-use crate::fft::{Complex32, Fft3, signed_frequency};
+use crate::fft::Complex32;
 use crate::geometry::{ScatteredField, pull_back};
 use crate::io::images::ParticleImages;
 use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, finish, particle_pose};
 use crate::particles::ParticleTable;
-use crate::reconstruction::{FscKind, fsc, ssnr_from_fsc};
+use crate::reconstruction::{
+    FscKind, fsc, shell_filter, shell_indices, ssnr_from_fsc, volume_from_spectrum, volume_spectrum,
+};
 use crate::training::TrainedModel;
 use crate::{Error, Result};
 
@@ -118,7 +120,7 @@ pub fn group_reconstruct(
         let displacements: Vec<[f32; 3]> =
             model.displacements(h, &groups.centres[g]).chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
         let back = pull_back(&map, pixel_size, &fields[h].0, &displacements, downsample);
-        pulled.push((h, accumulator.shell_weights(), spectrum(back)));
+        pulled.push((h, accumulator.shell_weights(), volume_spectrum(&back)));
     }
     let combine = |halves: &[usize]| -> Volume {
         let members: Vec<&(usize, Vec<f64>, Vec<Complex32>)> =
@@ -132,7 +134,7 @@ pub fn group_reconstruct(
         let half = ssnr_from_fsc(&raw_fsc, FscKind::HalfMaps);
         let whole = ssnr_from_fsc(&raw_fsc, FscKind::WholeMap);
         let [a, b] = raw;
-        ([fsc_weighted(a, &half), fsc_weighted(b, &half)], fsc_weighted(full, &whole))
+        ([fsc_weighted(&a, &half), fsc_weighted(&b, &half)], fsc_weighted(&full, &whole))
     } else {
         (raw, full)
     };
@@ -140,60 +142,31 @@ pub fn group_reconstruct(
     finish(half_maps, full_map, options, pixel_size, subsets, false)
 }
 
-/// The half spectrum of a volume (layout of [`Fft3`]).
-fn spectrum(volume: Volume) -> Vec<Complex32> {
-    let mut fft = Fft3::new(volume.shape);
-    let mut out = vec![Complex32::default(); fft.spectrum_len()];
-    let mut data = volume.data;
-    fft.forward(&mut data, &mut out);
-    out
-}
-
-/// Shell of each half-spectrum entry of an n³ volume (beyond Nyquist: the last shell).
-fn shells(n: usize) -> Vec<usize> {
-    let hx = n / 2 + 1;
-    (0..hx * n * n)
-        .map(|i| {
-            let (x, y, z) = (i % hx, (i / hx) % n, i / (hx * n));
-            let (ky, kz) = (signed_frequency(y, n) as f64, signed_frequency(z, n) as f64);
-            (((x * x) as f64 + ky * ky + kz * kz).sqrt().round() as usize).min(n / 2)
-        })
-        .collect()
-}
-
 /// Σ wₖ(s)·Fₖ / Σ wₖ(s) per shell s, back in real space.
 fn weighted_average(n: usize, maps: &[(&[f64], &[Complex32])]) -> Volume {
-    let shell = shells(n);
+    let shell = shell_indices(n);
     let mut total = vec![0.0f64; n / 2 + 1];
     for (w, _) in maps {
         total.iter_mut().zip(w.iter()).for_each(|(t, w)| *t += w);
     }
-    let mut sum: Vec<Complex32> = (0..shell.len())
+    let sum: Vec<Complex32> = (0..shell.len())
         .into_par_iter()
         .map(|i| {
-            let s = shell[i];
+            let s = (shell[i] as usize).min(n / 2);
             if total[s] <= 0.0 {
                 return Complex32::default();
             }
             maps.iter().map(|(w, f)| f[i] * (w[s] / total[s]) as f32).sum()
         })
         .collect();
-    let mut out = Volume::zeros([n; 3]);
-    Fft3::new([n; 3]).inverse(&mut sum, &mut out.data);
-    out
+    volume_from_spectrum(sum, [n; 3])
 }
 
 /// The map multiplied per shell by SSNR/(1 + SSNR): the Wiener filter of a map whose noise
 /// is known only per shell.
-fn fsc_weighted(volume: Volume, ssnr: &[f64]) -> Volume {
-    let n = volume.shape[0];
-    let shell = shells(n);
-    let mut f = spectrum(volume);
-    f.iter_mut().zip(&shell).for_each(|(v, &s)| {
+fn fsc_weighted(volume: &Volume, ssnr: &[f64]) -> Volume {
+    shell_filter(volume, |s| {
         let r = ssnr.get(s).copied().unwrap_or(0.0);
-        *v *= (r / (1.0 + r)) as f32;
-    });
-    let mut out = Volume::zeros([n; 3]);
-    Fft3::new([n; 3]).inverse(&mut f, &mut out.data);
-    out
+        r / (1.0 + r)
+    })
 }

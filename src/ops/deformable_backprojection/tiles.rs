@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::accumulate_placed;
 use crate::analysis::kmeans;
 use crate::array::Volume;
-use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul};
+use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul, trilinear};
 use crate::io::images::ParticleImages;
 use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, finish, particle_pose};
 use crate::particles::ParticleTable;
@@ -37,22 +37,8 @@ impl Tiling {
     /// Each tile's weight at `at` (Å, box-centred; trilinear between voxels of `pixel_size` Å).
     pub fn weights_at(&self, at: [f64; 3], pixel_size: f64) -> Vec<f32> {
         let n = self.masks.first().map_or(1, |m| m.shape[0]);
-        let u = at.map(|a| (a / pixel_size + (n / 2) as f64).clamp(0.0, (n - 1) as f64 - 1e-9));
-        let base = u.map(|v| v.floor() as usize);
-        let f = [0, 1, 2].map(|k| (u[k] - base[k] as f64) as f32);
-        self.masks
-            .iter()
-            .map(|m| {
-                let mut sum = 0.0;
-                for corner in 0..8 {
-                    let bit = [corner & 1, (corner >> 1) & 1, (corner >> 2) & 1];
-                    let at = [0, 1, 2].map(|k| (base[k] + bit[k]).min(n - 1));
-                    let w: f32 = (0..3).map(|k| if bit[k] == 1 { f[k] } else { 1.0 - f[k] }).product();
-                    sum += w * m.data[(at[2] * n + at[1]) * n + at[0]];
-                }
-                sum
-            })
-            .collect()
+        let voxel = at.map(|a| (a / pixel_size + (n / 2) as f64).clamp(0.0, (n - 1) as f64) as f32);
+        self.masks.iter().map(|m| trilinear(m, voxel)).collect()
     }
 }
 
