@@ -197,13 +197,17 @@ mod tests {
         c.map(|v| v / m)
     }
 
+    /// 8³ field points `spacing` Å apart, centred on the box.
+    fn lattice(spacing: f32) -> Vec<[f32; 3]> {
+        (0..8 * 8 * 8).map(|i| [i % 8, (i / 8) % 8, i / 64].map(|k| (k as f32 - 3.5) * spacing)).collect()
+    }
+
     #[test]
     fn a_uniform_displacement_moves_a_blob_and_keeps_its_mass() {
         let (n, pixel) = (32, 1.5);
         let volume = blob(n, [16.0, 16.0, 16.0], 2.5);
         // field points on a lattice covering the box, all displaced by (3, -1.5, 0) Å
-        let points: Vec<[f32; 3]> =
-            (0..8 * 8 * 8).map(|i| [i % 8, (i / 8) % 8, i / 64].map(|k| (k as f32 - 3.5) * 6.0)).collect();
+        let points = lattice(6.0);
         let field = ScatteredField::new(&points, 4.0);
         let moved = warp_forward(&volume, pixel, &field, &vec![[3.0, -1.5, 0.0]; points.len()]);
         let (before, after) = (centre_of_mass(&volume), centre_of_mass(&moved));
@@ -229,8 +233,7 @@ mod tests {
         let (n, pixel) = (32, 2.0);
         let map = blob(n, [16.0, 15.0, 17.0], 2.0);
         // field nodes on a grid covering the box, all moved by (+3, −2, +1) Å
-        let nodes: Vec<[f32; 3]> =
-            (0..8 * 8 * 8).map(|i| [i % 8, (i / 8) % 8, i / 64].map(|c| (c as f32 - 3.5) * 8.0)).collect();
+        let nodes = lattice(8.0);
         let field = ScatteredField::new(&nodes, 6.0);
         let moved = vec![[3.0f32, -2.0, 1.0]; nodes.len()];
         for downsample in [1, 3] {
