@@ -44,5 +44,6 @@ pub mod plot;
 pub mod reconstruction;
 pub mod rng;
 pub mod training;
+pub mod view;
 
 pub use error::{Error, ErrorKind, Result};

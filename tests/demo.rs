@@ -47,4 +47,5 @@ fn the_quick_demo_learns_the_motion_and_sharpens_the_map() {
         assert!(later.join(f).is_file(), "{f} missing");
     }
     assert!(dir.join("adk_1ake_chain_a.pdb").is_file());
+    assert!(summary.contains("cryomotion view "), "the summary names the viewer: {summary}");
 }

@@ -16,3 +16,4 @@ mod relion;
 mod simulate;
 mod star;
 mod util;
+mod view;

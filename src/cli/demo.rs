@@ -181,6 +181,7 @@ fn summary(out: &Path, model: &Path, size: &Size, minutes: f64) -> anyhow::Resul
         out.join("consensus/map.mrc").display(),
         out.join("run/backprojection/map.mrc").display()
     );
+    println!("Explore the motions in a browser: cryomotion view {}", out.join("run").display());
     Ok(())
 }
 

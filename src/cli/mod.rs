@@ -13,6 +13,7 @@ mod progress;
 mod reconstruct;
 mod simulate;
 mod trained_run;
+mod view;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ enum Command {
     OptimizeInverseDeformations(optimize_inverse_deformations::Args),
     Reconstruct(reconstruct::Args),
     Simulate(simulate::Args),
+    View(view::Args),
 }
 
 /// Runs the command line; errors are printed once, with their whole chain.
@@ -71,5 +73,6 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::OptimizeInverseDeformations(args) => optimize_inverse_deformations::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::View(args) => view::run(&args),
     }
 }

@@ -529,7 +529,16 @@ fn explore_half(
     Ok((pc1, clusters.sizes.clone()))
 }
 
-fn write_subset(stem: &Path, table: &ParticleTable, rows: &[usize], files: &mut Vec<PathBuf>) -> Result<()> {
+/// Writes `stem.star` (and `stem.cs` for a cryoSPARC input) with the particles `rows`.
+///
+/// # Errors
+/// Write failures.
+pub fn write_subset(
+    stem: &Path,
+    table: &ParticleTable,
+    rows: &[usize],
+    files: &mut Vec<PathBuf>,
+) -> Result<()> {
     let star = PathBuf::from(format!("{}.star", stem.display()));
     write_particles_star(&star, table, Some(rows))?;
     files.push(star);
