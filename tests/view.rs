@@ -202,7 +202,9 @@ fn the_viewer_works_in_headless_chromium() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // kept open while the server runs
+    let mut output = BufReader::new(server.stdout.take().unwrap());
+    output.read_line(&mut first).unwrap();
     let _server = Running(server);
     let url =
         first.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("{first}"));

@@ -40,6 +40,10 @@ pub struct Args {
     /// Tiles of near-rigid motion (--method tiles).
     #[arg(long, default_value_t = 8)]
     n_tiles: usize,
+    /// Tiles whose learnt motion is below this many pixels (RMS over the tile and the
+    /// particles) are reconstructed without it (--method tiles).
+    #[arg(long, default_value_t = 0.25)]
+    min_tile_motion: f64,
     /// Particles per latent group of a half set (--method groups).
     #[arg(long, default_value_t = 500)]
     particles_per_group: usize,
@@ -82,8 +86,18 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
         Method::Tiles => {
             let tiles = tiling(&model.reference.positions, args.n_tiles, n, pixel, 0);
             let progress = bar(model.len() as u64, "fitting tile motions");
-            let motions = tile_motions(model, &tiles, &|k| progress.inc(k as u64));
+            let mut motions = tile_motions(model, &tiles, &|k| progress.inc(k as u64));
             progress.finish_and_clear();
+            let frozen =
+                motions.freeze_below(&tiles, &model.reference.positions, args.min_tile_motion * pixel);
+            if !frozen.is_empty() {
+                let names: Vec<String> = frozen.iter().map(|k| (k + 1).to_string()).collect();
+                println!(
+                    "tiles {} move less than {} px: reconstructed without their motion",
+                    names.join(", "),
+                    args.min_tile_motion
+                );
+            }
             let sweeps = passes(2 * tiles.count, n, &options, max_memory);
             let progress = bar((run.table.len() * sweeps) as u64, "inserting particles into the tiles");
             let result = deformable_reconstruct(

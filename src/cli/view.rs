@@ -45,14 +45,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (run, pool) = args.run.open()?;
     let viewer = pool.install(|| Viewer::new(&args.run.output_directory, run.model, run.table, run.map))?;
     let address = listener.local_addr()?;
-    println!("cryomotion view: open http://{address}/ in a browser (Ctrl-C stops the server)");
+    let mut note =
+        format!("cryomotion view: open http://{address}/ in a browser (Ctrl-C stops the server)\n");
     if args.bind.is_loopback() {
-        println!(
-            "from another machine: ssh -L {port}:localhost:{port} THIS_HOST, then open http://localhost:{port}/",
+        note += &format!(
+            "from another machine: ssh -L {port}:localhost:{port} THIS_HOST, then open http://localhost:{port}/\n",
             port = address.port()
         );
     }
-    std::io::stdout().flush()?;
+    // the server outlives whoever reads its output: a closed stdout must not stop it
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(note.as_bytes()).and_then(|()| stdout.flush());
     let pool = Arc::new(pool);
     let viewer = Arc::new(viewer);
     serve(

@@ -83,6 +83,35 @@ pub struct TileMotions {
     pub residuals: Vec<Vec<f32>>,
 }
 
+impl TileMotions {
+    /// Sets to the identity the transforms of every tile whose motion, RMS over its Gaussians
+    /// (`positions`, Å) and over the particles, is below `limit` Å: motion too small to
+    /// resolve (on rigid data the model learns a few tenths of an Å of it), which would only
+    /// blur. Returns the tiles frozen.
+    pub fn freeze_below(&mut self, tiling: &Tiling, positions: &[f32], limit: f64) -> Vec<usize> {
+        let mut sum = vec![0.0f64; tiling.count];
+        let mut count = vec![0usize; tiling.count];
+        for transforms in &self.transforms {
+            for (g, x) in positions.chunks_exact(3).enumerate() {
+                let k = tiling.labels[g];
+                let x = [x[0] as f64, x[1] as f64, x[2] as f64];
+                let moved = transforms[k].apply(x);
+                sum[k] += (0..3).map(|i| (moved[i] - x[i]).powi(2)).sum::<f64>();
+                count[k] += 1;
+            }
+        }
+        let frozen: Vec<usize> = (0..tiling.count)
+            .filter(|&k| count[k] > 0 && (sum[k] / count[k] as f64).sqrt() < limit)
+            .collect();
+        for transforms in &mut self.transforms {
+            for &k in &frozen {
+                transforms[k] = Rigid { rotation: IDENTITY, translation: [0.0; 3] };
+            }
+        }
+        frozen
+    }
+}
+
 /// Fits the tile transforms of every particle from its half model's deformation at its latent.
 pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(usize) + Sync)) -> TileMotions {
     let members: Vec<Vec<usize>> = (0..tiling.count)
@@ -152,26 +181,30 @@ pub fn deformable_reconstruct(
         return Err(Error::mismatch("the tiles' grid differs from the particle box"));
     }
     let pixel_size = table.optics_groups[table.particles[0].optics_group].pixel_size;
-    // accumulator 2k + h: tile k, half set h + 1
+    // tiles that never move (e.g. frozen ones) would all receive the same insertions: they
+    // share one accumulator, blended with the sum of their masks
+    let (representatives, masks) = accumulator_tiles(tiling, motions);
+    // accumulator 2s + h: the tiles of slot s, half set h + 1
     let place = |i: usize, target: usize| {
         if usize::from(subsets[i] - 1) != target % 2 {
             return None;
         }
         let (a, _) = particle_pose(table, i);
-        let rigid = &motions.transforms[i][target / 2];
+        let rigid = &motions.transforms[i][representatives[target / 2]];
         // the tile's translation moves the image by (A·t)ₓᵧ: undo it as well
         let t = rigid.translation;
         let pixel = table.optics_of(i).pixel_size;
         let shift = [0, 1].map(|r| -(0..3).map(|c| a[r][c] * t[c]).sum::<f64>() / pixel);
         Some((mat_mul(&a, &rigid.rotation), shift))
     };
-    let mut flat = accumulate_placed(table, images, 2 * tiling.count, options, max_memory, &place, progress)?
-        .into_iter();
+    let slots = representatives.len();
+    let mut flat =
+        accumulate_placed(table, images, 2 * slots, options, max_memory, &place, progress)?.into_iter();
     let accumulators: Vec<[FourierAccumulator; 2]> =
-        (0..tiling.count).map(|_| [0, 1].map(|_| flat.next().expect("two accumulators per tile"))).collect();
+        (0..slots).map(|_| [0, 1].map(|_| flat.next().expect("two accumulators per slot"))).collect();
     let blend = |maps: Vec<Volume>| -> Volume {
         let mut out = Volume::zeros([n; 3]);
-        for (map, mask) in maps.iter().zip(&tiling.masks) {
+        for (map, mask) in maps.iter().zip(&masks) {
             out.data.iter_mut().zip(&map.data).zip(&mask.data).for_each(|((o, &v), &m)| *o += v * m);
         }
         out
@@ -205,4 +238,47 @@ pub fn deformable_reconstruct(
         }
     };
     finish(half_maps, full_map, options, pixel_size, subsets, false)
+}
+
+/// One tile per accumulator, except that the tiles whose every transform is the identity share
+/// one: the tile inserted for each accumulator, and each accumulator's blending mask.
+fn accumulator_tiles(tiling: &Tiling, motions: &TileMotions) -> (Vec<usize>, Vec<Volume>) {
+    let still = Rigid { rotation: IDENTITY, translation: [0.0; 3] };
+    let (mut tiles, mut masks): (Vec<usize>, Vec<Volume>) = (Vec::new(), Vec::new());
+    let mut shared: Option<usize> = None;
+    for (k, mask) in tiling.masks.iter().enumerate() {
+        if motions.transforms.iter().all(|t| t[k] == still) {
+            if let Some(s) = shared {
+                masks[s].data.iter_mut().zip(&mask.data).for_each(|(a, b)| *a += b);
+                continue;
+            }
+            shared = Some(tiles.len());
+        }
+        tiles.push(k);
+        masks.push(mask.clone());
+    }
+    (tiles, masks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tiles_that_barely_move_are_frozen() {
+        // two tiles of two Gaussians 10 Å apart; tile 0 moves 0.1 Å, tile 1 turns 5° about z
+        let positions = [0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 20.0, 0.0, 10.0, 20.0, 0.0];
+        let tiling = Tiling { labels: vec![0, 0, 1, 1], count: 2, masks: Vec::new() };
+        let (c, s) = (5f64.to_radians().cos(), 5f64.to_radians().sin());
+        let shift = Rigid { rotation: IDENTITY, translation: [0.1, 0.0, 0.0] };
+        let turn = Rigid { rotation: [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], translation: [0.0; 3] };
+        let mut motions =
+            TileMotions { transforms: vec![vec![shift, turn]; 3], residuals: vec![vec![0.0; 2]; 3] };
+        assert_eq!(motions.freeze_below(&tiling, &positions, 0.25), vec![0]);
+        assert!(motions.transforms.iter().all(|t| t[0].translation == [0.0; 3] && t[1] == turn));
+        // the 5° turn moves those Gaussians by 2 × |x| × sin(2.5°) = 1.74 and 1.95 Å: kept at
+        // 1.5 Å (tile 0, now still, is frozen again), frozen at 2 Å
+        assert_eq!(motions.freeze_below(&tiling, &positions, 1.5), vec![0]);
+        assert_eq!(motions.freeze_below(&tiling, &positions, 2.0), vec![0, 1]);
+    }
 }
