@@ -19,6 +19,10 @@ use super::half::{HalfModel, LearningRates};
 use super::step::{BatchFigures, Phase, StepContext, Work, close_lambda_epoch, evaluate_batch, train_batch};
 use super::trained::TrainedModel;
 
+/// Each Gaussian is tied elastically to at least this many nearest neighbours (see
+/// [`NeighbourGraph::with_min_degree`]).
+const MIN_ELASTIC_NEIGHBOURS: usize = 3;
+
 /// Every this many batches, one measures the gradient norms that set λ.
 const NORM_SAMPLING: usize = 4;
 
@@ -330,7 +334,7 @@ impl Trainer {
         let mut members = self.set.members(half_id, false);
         shuffle(&mut members, &mut Rng::keyed(o.seed, &[epoch as u64, half_id as u64, 1]));
         let points = self.halves[h].consensus.points();
-        let graph = NeighbourGraph::dynamight(&points);
+        let graph = NeighbourGraph::dynamight(&points).with_min_degree(&points, MIN_ELASTIC_NEIGHBOURS);
         let loss = self.loss_of(h);
         let m = self.set.box_size();
         let latent = self.latent();
