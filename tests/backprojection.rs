@@ -21,7 +21,7 @@ use cryomotion::ops::simulate::{AtomModes, Source};
 use cryomotion::reconstruction::fsc;
 use cryomotion::training::{TrainedModel, table_fingerprint};
 
-use crate::deformations::trained_example;
+use crate::deformations::{train_args, trained_example};
 use crate::util::{cli_ok as ok, shared};
 
 const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
@@ -347,25 +347,7 @@ fn without_motion_deformable_backprojection_matches_plain_reconstruction() {
         &d("sim"),
     ]);
     ok(&["reconstruct", &d("sim/particles.star"), "--o", &d("cons"), "--ctf"]);
-    ok(&[
-        "optimize-deformations",
-        "--refinement-star-file",
-        &d("sim/particles.star"),
-        "--initial-model",
-        &d("cons/map.mrc"),
-        "--output-directory",
-        &d("run"),
-        "--n-gaussians",
-        "300",
-        "--initial-resolution",
-        "6",
-        "--batch-size",
-        "8",
-        "--n-epochs",
-        "30",
-        "--n-threads",
-        "2",
-    ]);
+    ok(&train_args(&d("sim/particles.star"), &d("cons/map.mrc"), &d("run"), "30"));
     let stdout = ok(&["deformable-backprojection", &d("run"), "--n-threads", "2"]);
     eprintln!("{stdout}");
     let deformable = read_map(dir.path().join("run/backprojection/map.mrc")).unwrap();

@@ -62,7 +62,8 @@ fn latents(out: &Path) -> (Vec<f32>, usize) {
     (values, d)
 }
 
-fn train_args<'a>(star: &'a str, map: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+/// optimize-deformations as the small tests train: 300 Gaussians, batch 8, 2 threads.
+pub fn train_args<'a>(star: &'a str, map: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
         "optimize-deformations",
         "--refinement-star-file",
