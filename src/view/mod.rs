@@ -26,6 +26,10 @@ use http::{Request, Response};
 /// The page: HTML, CSS and JavaScript in one file, no network needed.
 const PAGE: &str = include_str!("page.html");
 
+/// Most particles of a half drawn in the scatter (an even sample beyond it); polygons count
+/// and save every particle.
+const MAX_SHOWN: usize = 50_000;
+
 /// Latent neighbours averaged to place a point of a UMAP path in latent space.
 const PATH_NEIGHBOURS: usize = 15;
 
@@ -33,6 +37,8 @@ const PATH_NEIGHBOURS: usize = 15;
 struct HalfView {
     half: usize,
     particles: Vec<usize>,
+    /// Rows of `particles` drawn in the scatter.
+    shown: Vec<usize>,
     pca: Pca,
     pca_points: Vec<[f64; 2]>,
     umap_points: Option<Vec<[f64; 2]>>,
@@ -75,7 +81,8 @@ impl Viewer {
                 .collect();
             let csv = out.join(format!("explore/half{}/embedding.csv", half + 1));
             let (umap_points, clusters) = read_embedding(&csv, &particles)?;
-            halves.push(HalfView { half, particles, pca, pca_points, umap_points, clusters });
+            let shown = even_sample(particles.len(), MAX_SHOWN);
+            halves.push(HalfView { half, particles, shown, pca, pca_points, umap_points, clusters });
         }
         let mut maps = vec![("consensus", map.clone())];
         let backprojection = out.join("backprojection/map.mrc");
@@ -122,16 +129,24 @@ impl Viewer {
             if k > 0 {
                 s.push(',');
             }
-            let _ = write!(s, "{{\"half\":{},\"pca\":{}", h.half + 1, points(&h.pca_points));
+            let shown = |values: &[[f64; 2]]| points(&h.shown.iter().map(|&r| values[r]).collect::<Vec<_>>());
+            let _ = write!(
+                s,
+                "{{\"half\":{},\"particles\":{},\"pca\":{}",
+                h.half + 1,
+                h.particles.len(),
+                shown(&h.pca_points)
+            );
             if let Some(u) = &h.umap_points {
-                let _ = write!(s, ",\"umap\":{}", points(u));
+                let _ = write!(s, ",\"umap\":{}", shown(u));
             }
             s.push_str(",\"properties\":{");
             let mut properties: Vec<(String, Vec<f64>)> = Vec::new();
             if let Some(c) = &h.clusters {
-                properties.push(("cluster".into(), c.clone()));
+                properties.push(("cluster".into(), h.shown.iter().map(|&r| c[r]).collect()));
             }
-            let particle = |f: &dyn Fn(usize) -> f64| h.particles.iter().map(|&p| f(p)).collect::<Vec<f64>>();
+            let particle =
+                |f: &dyn Fn(usize) -> f64| h.shown.iter().map(|&r| f(h.particles[r])).collect::<Vec<f64>>();
             let ps = &self.table.particles;
             properties.push((
                 "defocus".into(),
@@ -212,7 +227,8 @@ impl Viewer {
         let half = self.half(request)?;
         let index: usize =
             request.param("point").ok_or_else(|| bad("point"))?.parse().map_err(|_| bad("point"))?;
-        let particle = *half.particles.get(index).ok_or_else(|| bad("point"))?;
+        let row = *half.shown.get(index).ok_or_else(|| bad("point"))?;
+        let particle = half.particles[row];
         let volume =
             Generator::new(&self.model, half.half, &self.map).warped_map(self.model.latent_of(particle));
         let json = self.mesh_json(&volume, request.param("threshold"))?;
@@ -415,6 +431,14 @@ fn parse_points(body: &[u8]) -> Result<Vec<[f64; 2]>> {
         .collect()
 }
 
+/// `max` of `0..len` evenly spread (all of them when `len <= max`).
+fn even_sample(len: usize, max: usize) -> Vec<usize> {
+    if len <= max {
+        return (0..len).collect();
+    }
+    (0..max).map(|k| k * len / max).collect()
+}
+
 /// Whether `p` is inside the polygon (even-odd rule).
 pub fn inside(polygon: &[[f64; 2]], p: [f64; 2]) -> bool {
     let mut odd = false;
@@ -491,6 +515,13 @@ mod tests {
         // a concave L: the notch is outside
         let l = [[0.0, 0.0], [2.0, 0.0], [2.0, 1.0], [1.0, 1.0], [1.0, 2.0], [0.0, 2.0]];
         assert!(inside(&l, [0.5, 1.5]) && !inside(&l, [1.5, 1.5]));
+    }
+
+    #[test]
+    fn large_halves_are_drawn_from_an_even_sample() {
+        assert_eq!(even_sample(5, 10), vec![0, 1, 2, 3, 4]);
+        let sample = even_sample(1_000_000, 50_000);
+        assert_eq!((sample.len(), sample[0], sample[1], sample[49_999]), (50_000, 0, 20, 999_980));
     }
 
     #[test]
