@@ -172,6 +172,18 @@ fn commands_write_relion5_outputs_and_a_residual_report() {
         assert!(out.join("backprojection").join(f).is_file(), "{f} missing");
     }
     assert!(job.join("RELION_JOB_EXIT_SUCCESS").is_file());
+    // the tile motions came from optimize-inverse-deformations' cache, and give the same map
+    // as motions fitted afresh
+    assert!(stdout.contains("tile motions from"), "{stdout}");
+    let cached = std::fs::read(out.join("backprojection/map.mrc")).unwrap();
+    let key = out.join("inverse_deformations/tile_motions.key");
+    std::fs::write(&key, "checkpoint elsewhere\n").unwrap();
+    let fresh = ok(&["deformable-backprojection", o]);
+    assert!(fresh.contains("made for another run") && !fresh.contains("tile motions from"), "{fresh}");
+    assert!(
+        std::fs::read(out.join("backprojection/map.mrc")).unwrap() == cached,
+        "cached and fresh maps differ"
+    );
     let groups = ok(&["deformable-backprojection", o, "--method", "groups", "--particles-per-group", "100"]);
     assert!(groups.contains("groups of 100 particles by latent"), "{groups}");
     // the half maps are in the consensus frame: they correlate with the consensus map at low resolution

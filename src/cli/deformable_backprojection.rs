@@ -9,7 +9,7 @@ use anyhow::Context;
 use cryomotion::io::images::{ImagePaths, ParticleImages};
 use cryomotion::io::mrc::read_map;
 use cryomotion::ops::deformable_backprojection::{
-    deformable_reconstruct, group_reconstruct, latent_groups, passes, tile_motions, tiling,
+    TileMotions, deformable_reconstruct, group_reconstruct, latent_groups, passes, tile_motions, tiling,
 };
 use cryomotion::ops::reconstruct::{ReconstructOptions, write_outputs};
 
@@ -70,6 +70,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     args.relion.run(|| backproject(args))
 }
 
+/// The tile motions optimize-inverse-deformations cached for this very run, if any.
+fn cached_motions(args: &Args, particles: usize, tiles: usize, n: usize) -> Option<TileMotions> {
+    let (cache, key) = args.run.tile_cache();
+    let stored = std::fs::read_to_string(&key).ok()?;
+    if args.run.tile_cache_key(particles, tiles, n).ok()? != stored {
+        println!("{}: made for another run or checkpoint; fitting the tile motions afresh", key.display());
+        return None;
+    }
+    match TileMotions::read(&cache, particles, tiles) {
+        Ok(motions) => {
+            println!("tile motions from {} (optimize-inverse-deformations)", cache.display());
+            Some(motions)
+        }
+        Err(e) => {
+            println!("{e}; fitting the tile motions afresh");
+            None
+        }
+    }
+}
+
 fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
     let (run, pool) = args.run.open()?;
     let paths = ImagePaths { project_dir: run.project_dir.clone(), ..Default::default() };
@@ -85,9 +105,15 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
     let result = pool.install(|| match args.method {
         Method::Tiles => {
             let tiles = tiling(&model.reference.positions, args.n_tiles, n, pixel, 0);
-            let progress = bar(model.len() as u64, "fitting tile motions");
-            let mut motions = tile_motions(model, &tiles, &|k| progress.inc(k as u64));
-            progress.finish_and_clear();
+            let mut motions = match cached_motions(args, model.len(), tiles.count, n) {
+                Some(motions) => motions,
+                None => {
+                    let progress = bar(model.len() as u64, "fitting tile motions");
+                    let motions = tile_motions(model, &tiles, &|k| progress.inc(k as u64));
+                    progress.finish_and_clear();
+                    motions
+                }
+            };
             let frozen =
                 motions.freeze_below(&tiles, &model.reference.positions, args.min_tile_motion * pixel);
             if !frozen.is_empty() {

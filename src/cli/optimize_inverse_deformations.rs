@@ -17,8 +17,9 @@ use super::trained_run;
 /// DynaMight trains a second network for the inverse deformation; cryomotion derives what its
 /// backprojection needs from the forward model: the least-squares rigid transform of each tile
 /// of the consensus for each particle. Writes OUT/inverse_deformations/tile_residuals.csv (per
-/// tile: how far the learnt motion is from rigid) and, with --save-deformations, every
-/// particle's transforms.
+/// tile: how far the learnt motion is from rigid), the motions for deformable-backprojection
+/// (tile_motions.npy, with the key that says which run they belong to) and, with
+/// --save-deformations, every particle's transforms as text.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -81,6 +82,11 @@ fn inverse(args: &Args) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(dir.join("tile_residuals.csv"), &csv)
         .with_context(|| format!("writing {}", dir.display()))?;
+    // the cache deformable-backprojection reads: the motions, and what they depend on
+    let (cache, key) = args.run.tile_cache();
+    motions.write(&cache)?;
+    std::fs::write(&key, args.run.tile_cache_key(run.model.len(), tiles.count, n)?)
+        .with_context(|| format!("writing {}", key.display()))?;
     if args.save_deformations {
         let mut csv =
             String::from("particle,tile,r11,r12,r13,r21,r22,r23,r31,r32,r33,tx_A,ty_A,tz_A,residual_A\n");

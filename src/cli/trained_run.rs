@@ -38,6 +38,38 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The checkpoint these arguments name.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.checkpoint_file.clone().unwrap_or_else(|| Layout::new(&self.output_directory).final_checkpoint())
+    }
+
+    /// What the tile motions of this run depend on: the checkpoint (path, size, modification
+    /// time), the particle count, the tiles and the box. A cache with another key is stale.
+    pub fn tile_cache_key(
+        &self,
+        particles: usize,
+        n_tiles: usize,
+        box_size: usize,
+    ) -> anyhow::Result<String> {
+        let checkpoint = self.checkpoint();
+        let meta =
+            std::fs::metadata(&checkpoint).with_context(|| format!("reading {}", checkpoint.display()))?;
+        let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok(format!(
+            "checkpoint {}\nbytes {}\nmodified {}.{:09}\nparticles {particles}\ntiles {n_tiles}\nbox {box_size}\n",
+            checkpoint.canonicalize().unwrap_or(checkpoint).display(),
+            meta.len(),
+            modified.as_secs(),
+            modified.subsec_nanos()
+        ))
+    }
+
+    /// Where optimize-inverse-deformations caches the tile motions, and their key.
+    pub fn tile_cache(&self) -> (PathBuf, PathBuf) {
+        let dir = self.output_directory.join("inverse_deformations");
+        (dir.join("tile_motions.npy"), dir.join("tile_motions.key"))
+    }
+
     /// Opens the run these arguments name, and a thread pool.
     pub fn open(&self) -> anyhow::Result<(TrainedRun, rayon::ThreadPool)> {
         let run = open(

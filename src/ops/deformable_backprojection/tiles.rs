@@ -16,6 +16,7 @@ use crate::analysis::kmeans;
 use crate::array::Volume;
 use crate::geometry::{Mat3, Rigid, ScatteredField, fit_rigid, mat_mul, trilinear};
 use crate::io::images::ParticleImages;
+use crate::io::npy::{NpyArray, write_npy};
 use crate::ops::reconstruct::{ReconstructOptions, Reconstruction, finish, particle_pose};
 use crate::particles::ParticleTable;
 use crate::reconstruction::{FourierAccumulator, FscKind, fsc, ssnr_from_fsc};
@@ -83,7 +84,60 @@ pub struct TileMotions {
     pub residuals: Vec<Vec<f32>>,
 }
 
+/// Numbers per particle and tile in a stored [`TileMotions`]: rotation (9, row-major),
+/// translation (3, Å), residual (Å).
+const STORED: usize = 13;
+
 impl TileMotions {
+    /// Writes the motions as a float64 `.npy` of shape (particles, tiles, 13): read back, they
+    /// are the same numbers, so a cached backprojection equals a fresh one bit for bit.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let tiles = self.transforms.first().map_or(0, Vec::len);
+        let mut bytes = Vec::with_capacity(self.transforms.len() * tiles * STORED * 8);
+        for (transforms, residuals) in self.transforms.iter().zip(&self.residuals) {
+            for (t, &r) in transforms.iter().zip(residuals) {
+                let numbers = t.rotation.iter().flatten().chain(&t.translation).copied();
+                for v in numbers.chain([f64::from(r)]) {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        let array = NpyArray::plain("<f8", vec![self.transforms.len(), tiles, STORED], bytes)?;
+        write_npy(path, &array)
+    }
+
+    /// Reads motions written by [`TileMotions::write`], checking that they are of `particles`
+    /// particles and `tiles` tiles.
+    ///
+    /// # Errors
+    /// An unreadable file or another shape.
+    pub fn read(path: &std::path::Path, particles: usize, tiles: usize) -> Result<Self> {
+        let array = NpyArray::read(path)?;
+        if array.shape != [particles, tiles, STORED] {
+            return Err(Error::mismatch(format!(
+                "tile motions of shape {:?}, expected [{particles}, {tiles}, {STORED}]",
+                array.shape
+            ))
+            .with_path(path));
+        }
+        let values = array.values()?;
+        let mut motions = TileMotions { transforms: Vec::with_capacity(particles), residuals: Vec::new() };
+        for per_particle in values.chunks_exact(tiles * STORED) {
+            let (mut transforms, mut residuals) = (Vec::with_capacity(tiles), Vec::with_capacity(tiles));
+            for v in per_particle.chunks_exact(STORED) {
+                let rotation = [[v[0], v[1], v[2]], [v[3], v[4], v[5]], [v[6], v[7], v[8]]];
+                transforms.push(Rigid { rotation, translation: [v[9], v[10], v[11]] });
+                residuals.push(v[12] as f32);
+            }
+            motions.transforms.push(transforms);
+            motions.residuals.push(residuals);
+        }
+        Ok(motions)
+    }
+
     /// Sets to the identity the transforms of every tile whose motion, RMS over its Gaussians
     /// (`positions`, Å) and over the particles, is below `limit` Å: motion too small to
     /// resolve (on rigid data the model learns a few tenths of an Å of it), which would only
@@ -263,6 +317,27 @@ fn accumulator_tiles(tiling: &Tiling, motions: &TileMotions) -> (Vec<usize>, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_motions_read_back_as_written() {
+        let (c, s) = (0.6f64, 0.8f64);
+        let turn =
+            Rigid { rotation: [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], translation: [1.5, -2.0, 0.25] };
+        let still = Rigid { rotation: IDENTITY, translation: [0.0; 3] };
+        let motions = TileMotions {
+            transforms: vec![vec![turn, still], vec![still, turn]],
+            residuals: vec![vec![0.5, 0.0], vec![0.0, 1.25]],
+        };
+        let dir = std::env::temp_dir().join(format!("cryomotion-tiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("motions.npy");
+        motions.write(&path).unwrap();
+        let back = TileMotions::read(&path, 2, 2).unwrap();
+        assert_eq!(back.transforms, motions.transforms);
+        assert_eq!(back.residuals, motions.residuals);
+        assert!(TileMotions::read(&path, 3, 2).unwrap_err().to_string().contains("expected [3, 2, 13]"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn only_tiles_that_barely_move_are_frozen() {
