@@ -158,7 +158,8 @@ fn tensor(name: &str, fields: &[(String, Value)], data: &[u8]) -> Result<(String
     Ok((name.to_string(), shape, values))
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal, quoted and escaped.
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

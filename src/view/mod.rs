@@ -13,6 +13,7 @@ use crate::analysis::Pca;
 use crate::array::Volume;
 use crate::io::atoms::write_pdb;
 use crate::io::mrc::{Map, read_map};
+use crate::io::weights::json_string;
 use crate::ops::explore::{Generator, write_map_like, write_subset};
 use crate::particles::ParticleTable;
 use crate::training::TrainedModel;
@@ -121,9 +122,9 @@ impl Viewer {
     fn state(&self) -> String {
         let mut s = format!(
             "{{\"out\":{},\"latent\":{},\"maps\":[{}],\"halves\":[",
-            quote(&self.out.display().to_string()),
+            json_string(&self.out.display().to_string()),
             self.model.latent,
-            self.maps.iter().map(|(name, _)| quote(name)).collect::<Vec<_>>().join(",")
+            self.maps.iter().map(|(name, _)| json_string(name)).collect::<Vec<_>>().join(",")
         );
         for (k, h) in self.halves.iter().enumerate() {
             if k > 0 {
@@ -161,7 +162,7 @@ impl Viewer {
             }
             let body: Vec<String> = properties
                 .iter()
-                .map(|(name, values)| format!("{}:{}", quote(name), numbers(values)))
+                .map(|(name, values)| format!("{}:{}", json_string(name), numbers(values)))
                 .collect();
             s.push_str(&body.join(","));
             s.push_str("}}");
@@ -253,7 +254,7 @@ impl Viewer {
         let volume = current.ok_or_else(|| Error::invalid("no map computed yet: click a particle first"))?;
         let path = self.next_name("map", ".mrc")?;
         write_map_like(&path, &volume, &self.map)?;
-        Ok(Response::json(format!("{{\"path\":{}}}", quote(&path.display().to_string()))))
+        Ok(Response::json(format!("{{\"path\":{}}}", json_string(&path.display().to_string()))))
     }
 
     /// Particles of a half inside a polygon of the embedding; saved as a subset with `save=1`.
@@ -279,7 +280,7 @@ impl Viewer {
             let path = self.next_name("selection", "")?;
             let mut files = Vec::new();
             write_subset(&path, &self.table, &rows, &mut files)?;
-            let names: Vec<String> = files.iter().map(|f| quote(&f.display().to_string())).collect();
+            let names: Vec<String> = files.iter().map(|f| json_string(&f.display().to_string())).collect();
             let _ = write!(json, ",\"files\":[{}]", names.join(","));
         }
         json.push('}');
@@ -309,7 +310,7 @@ impl Viewer {
         write_pdb(dir.join("trajectory.pdb"), &models)?;
         Ok(Response::json(format!(
             "{{\"path\":{},\"steps\":{}}}",
-            quote(&dir.display().to_string()),
+            json_string(&dir.display().to_string()),
             latents.len()
         )))
     }
@@ -476,22 +477,6 @@ fn resample(vertices: &[[f64; 2]], steps: usize) -> Vec<[f64; 2]> {
         .collect()
 }
 
-fn quote(text: &str) -> String {
-    let mut s = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
 fn numbers(values: &[f64]) -> String {
     let body: Vec<String> =
         values.iter().map(|v| if v.is_finite() { format!("{v:.4}") } else { "null".into() }).collect();
@@ -535,6 +520,6 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }
