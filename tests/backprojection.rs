@@ -51,7 +51,7 @@ fn fsc_after_undoing(star: &Path, reference_star: &Path, motion: Rigid) -> Vec<f
     let options = ReconstructOptions { wiener: false, ..Default::default() };
     let halves: Vec<u8> = table.particles.iter().map(|p| p.random_subset.unwrap()).collect();
     let moved =
-        deformable_reconstruct(&table, &images, halves, &tiling, &motions, &options, 1 << 30, &|_| {})
+        deformable_reconstruct(&table, &images, halves, &tiling, &motions, 2, &options, 1 << 30, &|_| {})
             .unwrap();
     let reference_table = read_particles_star(reference_star).unwrap();
     let reference_images = ParticleImages::open(&reference_table, &ImagePaths::default()).unwrap();
@@ -268,12 +268,21 @@ fn noise_free_deformed_particles_come_back_sharper_through_their_true_tile_motio
     let motions = TileMotions { residuals: vec![vec![0.0; tiles.count]; table.len()], transforms };
     let options = ReconstructOptions { wiener: false, ..Default::default() };
     let halves: Vec<u8> = table.particles.iter().map(|p| p.random_subset.unwrap()).collect();
-    let deformable =
-        deformable_reconstruct(&table, &images, halves.clone(), &tiles, &motions, &options, 1 << 30, &|_| {})
-            .unwrap();
+    let deformable = deformable_reconstruct(
+        &table,
+        &images,
+        halves.clone(),
+        &tiles,
+        &motions,
+        1,
+        &options,
+        1 << 30,
+        &|_| {},
+    )
+    .unwrap();
     // the same with one tile per pass over the particles: the same sums in the same order
     let one_by_one =
-        deformable_reconstruct(&table, &images, halves, &tiles, &motions, &options, 1, &|_| {}).unwrap();
+        deformable_reconstruct(&table, &images, halves, &tiles, &motions, 1, &options, 1, &|_| {}).unwrap();
     assert_eq!(deformable.full_map.data, one_by_one.full_map.data);
     let plain = reconstruct(&table, &images, &options, &|_| {}).unwrap();
     let amplitude = truth.conformations.iter().map(|c| c[0]).sum::<f64>() / truth.len() as f64;
@@ -314,7 +323,7 @@ fn both_routes_bring_the_trained_example_closer_to_the_truth_than_plain_reconstr
     let motions = tile_motions(&model, &tiles, &|_| {});
     let halves = model.particle_halves.clone();
     let by_tiles = score(
-        &deformable_reconstruct(&table, &images, halves, &tiles, &motions, &options, 1 << 30, &|_| {})
+        &deformable_reconstruct(&table, &images, halves, &tiles, &motions, 1, &options, 1 << 30, &|_| {})
             .unwrap()
             .full_map,
     );

@@ -9,7 +9,8 @@ use anyhow::Context;
 use cryomotion::io::images::{ImagePaths, ParticleImages};
 use cryomotion::io::mrc::read_map;
 use cryomotion::ops::deformable_backprojection::{
-    TileMotions, deformable_reconstruct, group_reconstruct, latent_groups, passes, tile_motions, tiling,
+    TileMotions, accumulator_paddings, deformable_reconstruct, group_reconstruct, latent_groups, passes,
+    tile_motions, tiling,
 };
 use cryomotion::ops::reconstruct::{ReconstructOptions, write_outputs};
 
@@ -44,6 +45,11 @@ pub struct Args {
     /// particles) are reconstructed without it (--method tiles).
     #[arg(long, default_value_t = 0.25)]
     min_tile_motion: f64,
+    /// Padding factor of the moving tiles' Fourier grids (--method tiles). 1, unpadded, was as
+    /// accurate inside the molecule on the benchmark and 2.3 times faster at box 128; 2 is
+    /// RELION's. Still tiles and latent groups use 2.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pad: u8,
     /// Particles per latent group of a half set (--method groups).
     #[arg(long, default_value_t = 500)]
     particles_per_group: usize,
@@ -124,7 +130,8 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
                     args.min_tile_motion
                 );
             }
-            let sweeps = passes(2 * tiles.count, n, &options, max_memory);
+            let paddings = accumulator_paddings(&tiles, &motions, &options, args.pad as usize);
+            let sweeps = passes(&paddings, n, max_memory);
             let progress = bar((run.table.len() * sweeps) as u64, "inserting particles into the tiles");
             let result = deformable_reconstruct(
                 &run.table,
@@ -132,6 +139,7 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
                 model.particle_halves.clone(),
                 &tiles,
                 &motions,
+                args.pad as usize,
                 &options,
                 max_memory,
                 &|k| progress.inc(k as u64),
@@ -141,7 +149,7 @@ fn backproject(args: &Args) -> anyhow::Result<ExitCode> {
         }
         Method::Groups => {
             let groups = latent_groups(model, args.particles_per_group, 0);
-            let sweeps = passes(groups.len(), n, &options, max_memory);
+            let sweeps = passes(&vec![options.padding; groups.len()], n, max_memory);
             let progress = bar((run.table.len() * sweeps) as u64, "inserting particles into their groups");
             let result = group_reconstruct(
                 &run.table,

@@ -95,6 +95,10 @@ pub struct Args {
     /// Deforming epochs over which the KL weight ramps up from 0 (0: full weight at once).
     #[arg(long, default_value_t = 10)]
     kld_ramp_epochs: usize,
+    /// Mean KL per particle (nats) below which the KL term exerts no pull ("free bits"): the
+    /// posterior cannot collapse onto the prior before the decoder has learnt to use it.
+    #[arg(long, default_value_t = 4.0)]
+    kld_free_nats: f64,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     #[arg(long, default_value_t = 15)]
     consensus_update_interval: usize,
@@ -231,6 +235,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
             regularization_weight: args.regularization_weight,
             kld_factor: args.kld_factor,
             kld_ramp_epochs: args.kld_ramp_epochs,
+            kld_free_nats: args.kld_free_nats,
             consensus_update_interval: args.consensus_update_interval,
             consensus_update_pool: args.consensus_update_pooled_particles.max(1),
             checkpoint_interval: args.checkpoint_interval.max(1),

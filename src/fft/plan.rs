@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
@@ -172,6 +173,62 @@ impl Fft3 {
     }
 }
 
+impl Fft3 {
+    /// [`Fft3::inverse`] on every thread of the current rayon pool.
+    pub fn inverse_parallel(&self, input: &mut [Complex32], output: &mut [f32]) {
+        let [nx, ny, nz] = self.shape;
+        let plane = (nx / 2 + 1) * ny;
+        assert_eq!(input.len(), plane * nz, "Fft3 input length");
+        assert_eq!(output.len(), nx * ny * nz, "Fft3 output length");
+        columns_parallel(input, plane, &*self.z_inverse);
+        input.par_chunks_exact_mut(plane).zip(output.par_chunks_exact_mut(nx * ny)).for_each_init(
+            || Fft2::new(nx, ny),
+            |planes, (vin, vout)| {
+                planes.inverse(vin, vout);
+                vout.iter_mut().for_each(|v| *v *= 1.0 / nz as f32);
+            },
+        );
+    }
+}
+
+/// Transforms the z columns of `data` (planes of `plane` values, one per z) in place, blocks of
+/// neighbouring columns in parallel: each block gathers its columns, transforms them together
+/// and scatters them back.
+fn columns_parallel(data: &mut [Complex32], plane: usize, fft: &dyn Fft<f32>) {
+    const WIDTH: usize = 64;
+    let nz = data.len() / plane;
+    let mut blocks: Vec<Vec<&mut [Complex32]>> =
+        (0..plane.div_ceil(WIDTH)).map(|_| Vec::with_capacity(nz)).collect();
+    for slab in data.chunks_exact_mut(plane) {
+        for (block, piece) in blocks.iter_mut().zip(slab.chunks_mut(WIDTH)) {
+            block.push(piece);
+        }
+    }
+    blocks.into_par_iter().for_each_init(
+        || {
+            (
+                vec![Complex32::default(); WIDTH * nz],
+                vec![Complex32::default(); fft.get_inplace_scratch_len()],
+            )
+        },
+        |(columns, scratch), mut pieces| {
+            let width = pieces[0].len();
+            let columns = &mut columns[..width * nz];
+            for (z, piece) in pieces.iter().enumerate() {
+                for (c, v) in piece.iter().enumerate() {
+                    columns[c * nz + z] = *v;
+                }
+            }
+            fft.process_with_scratch(columns, scratch);
+            for (z, piece) in pieces.iter_mut().enumerate() {
+                for (c, v) in piece.iter_mut().enumerate() {
+                    *v = columns[c * nz + z];
+                }
+            }
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +279,20 @@ mod tests {
             for (a, b) in back.iter().zip(&v) {
                 assert!((a - b).abs() < 1e-5);
             }
+        }
+    }
+
+    #[test]
+    fn parallel_inverse_equals_the_serial_one() {
+        for shape in [[8, 6, 70], [7, 5, 3]] {
+            let [nx, ny, nz] = shape;
+            let mut fft = Fft3::new(shape);
+            let mut spectrum = vec![Complex32::default(); fft.spectrum_len()];
+            fft.forward(&mut signal(nx * ny * nz), &mut spectrum);
+            let (mut serial, mut parallel) = (vec![0.0; nx * ny * nz], vec![f32::NAN; nx * ny * nz]);
+            fft.inverse(&mut spectrum.clone(), &mut serial);
+            fft.inverse_parallel(&mut spectrum, &mut parallel);
+            assert_eq!(serial, parallel, "{shape:?}");
         }
     }
 

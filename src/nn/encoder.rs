@@ -163,24 +163,34 @@ pub fn reparameterise_backward(
 }
 
 /// KL(N(μ, σ²) ‖ N(0, I)) summed over latent dimensions and averaged over the batch of `rows`;
-/// adds its gradient, times `weight`, to dμ and dlogvar.
+/// adds its gradient, times `weight`, to dμ and dlogvar, unless the batch's mean KL is below
+/// `free_nats`: the term is max(KL, free_nats), so the posterior is never pushed below that
+/// much information ("free bits", Kingma et al. 2016).
 pub fn kl_divergence(
     mean: &[f32],
     log_variance: &[f32],
     rows: usize,
     weight: f32,
+    free_nats: f64,
     d_mean: &mut [f32],
     d_log_variance: &mut [f32],
 ) -> f64 {
-    let mut kl = 0.0f64;
+    let kl = mean
+        .iter()
+        .zip(log_variance)
+        .map(|(&m, &lv)| -0.5 * (1.0 + lv as f64 - (m as f64).powi(2) - (lv as f64).exp()))
+        .sum::<f64>()
+        / rows as f64;
+    if kl < free_nats {
+        return kl;
+    }
     let scale = weight / rows as f32;
     for i in 0..mean.len() {
         let (m, lv) = (mean[i], log_variance[i]);
-        kl += -0.5 * (1.0 + lv as f64 - (m as f64).powi(2) - (lv as f64).exp());
         d_mean[i] += scale * m;
         d_log_variance[i] += scale * 0.5 * (lv.exp() - 1.0);
     }
-    kl / rows as f64
+    kl
 }
 
 #[cfg(test)]
@@ -248,7 +258,7 @@ mod tests {
         let r: Vec<f32> = (0..z.len()).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let (mut dm, mut dl) = (vec![0.0; z.len()], vec![0.0; z.len()]);
         reparameterise_backward(&lv, &eps, &r, &mut dm, &mut dl);
-        kl_divergence(&m, &lv, rows, 1.0, &mut dm, &mut dl);
+        kl_divergence(&m, &lv, rows, 1.0, 0.0, &mut dm, &mut dl);
         let g = e.backward(&cache, &dm, &dl);
         type Get = fn(&mut Encoder) -> &mut Linear;
         let layers: [(&str, Get, &LayerGrads); 4] = [
@@ -278,10 +288,16 @@ mod tests {
     #[test]
     fn kl_is_zero_for_the_prior_and_pooling_averages() {
         let (mut dm, mut dl) = (vec![0.0; 4], vec![0.0; 4]);
-        assert_eq!(kl_divergence(&[0.0; 4], &[0.0; 4], 2, 1.0, &mut dm, &mut dl), 0.0);
+        assert_eq!(kl_divergence(&[0.0; 4], &[0.0; 4], 2, 1.0, 0.0, &mut dm, &mut dl), 0.0);
         // KL(N(1, e¹)) per dimension = ½(e − 1 − 1 + 1) = ½(e − 1)
-        let kl = kl_divergence(&[1.0], &[1.0], 1, 1.0, &mut [0.0], &mut [0.0]);
+        let kl = kl_divergence(&[1.0], &[1.0], 1, 1.0, 0.0, &mut [0.0], &mut [0.0]);
         assert!((kl - 0.5 * (std::f64::consts::E - 1.0)).abs() < 1e-6);
+        // below the free nats the KL is reported but pulls nothing; above, it pulls as before
+        let (mut dm, mut dl) = ([0.0f32], [0.0f32]);
+        assert!((kl_divergence(&[1.0], &[1.0], 1, 1.0, 1.0, &mut dm, &mut dl) - kl).abs() < 1e-12);
+        assert_eq!((dm, dl), ([0.0], [0.0]));
+        kl_divergence(&[1.0], &[1.0], 1, 1.0, 0.5, &mut dm, &mut dl);
+        assert!((dm[0] - 1.0).abs() < 1e-6 && (dl[0] - 0.5 * (std::f32::consts::E - 1.0)).abs() < 1e-6);
         let mut out = vec![0.0; 4];
         avg_pool_2x2(&(0..16).map(|v| v as f32).collect::<Vec<_>>(), 4, &mut out);
         assert_eq!(out, [2.5, 4.5, 10.5, 12.5]);

@@ -512,6 +512,7 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
         active: trainer.active.as_deref(),
         box_length: trainer.set.box_length() as f32,
         kl_weight: 0.0,
+        kl_free_nats: 0.0,
         regularization_factor: 0.0,
         fixed_lambda: None,
         reference_displacement: 1.0,

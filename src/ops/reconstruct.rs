@@ -10,7 +10,7 @@ use crate::imaging::{Ctf, ImageRenderer};
 use crate::io::images::ParticleImages;
 use crate::particles::ParticleTable;
 use crate::reconstruction::{
-    FourierAccumulator, FscKind, MaskedFsc, fsc, masked_fsc, resolution_at, ssnr_from_fsc,
+    FourierAccumulator, FscKind, MaskedFsc, fsc, insertion_order, masked_fsc, resolution_at, ssnr_from_fsc,
 };
 use crate::rng::Rng;
 
@@ -228,7 +228,10 @@ pub fn accumulate_posed(
 ) -> Result<[FourierAccumulator; 2]> {
     let n = images.shape()[0];
     let chunk = (indices.len() / (rayon::current_num_threads() * 4)).clamp(16, 4096);
-    indices
+    // particles of nearby views one after another: each insertion finds the last in the cache
+    let matrices: Vec<Mat3> = indices.iter().map(|&i| pose(i).0).collect();
+    let ordered: Vec<usize> = insertion_order(&matrices).into_iter().map(|k| indices[k]).collect();
+    ordered
         .par_chunks(chunk)
         .try_fold(
             || Worker::new(n, options.padding),

@@ -27,6 +27,8 @@ pub struct StepContext<'a> {
     pub box_length: f32,
     /// KL weight β.
     pub kl_weight: f32,
+    /// Batch-mean KL below which it exerts no pull.
+    pub kl_free_nats: f64,
     /// Regularisation factor: 1 gives equal gradient norms of the data and elastic terms.
     pub regularization_factor: f64,
     /// A fixed elastic weight λ instead of the balanced one.
@@ -418,8 +420,15 @@ pub fn train_batch(
         }
         let (mut d_mean, mut d_log_variance) = (vec![0.0f32; b * d], vec![0.0f32; b * d]);
         reparameterise_backward(&work.log_variance, &work.epsilon, &d_z, &mut d_mean, &mut d_log_variance);
-        figures.kl =
-            kl_divergence(&work.mean, &work.log_variance, b, ctx.kl_weight, &mut d_mean, &mut d_log_variance);
+        figures.kl = kl_divergence(
+            &work.mean,
+            &work.log_variance,
+            b,
+            ctx.kl_weight,
+            ctx.kl_free_nats,
+            &mut d_mean,
+            &mut d_log_variance,
+        );
         let cache = cache.expect("encoded while deforming");
         let encoder_grads = half.encoder.backward(&cache, &d_mean, &d_log_variance);
         half.step_encoder(&encoder_grads);

@@ -48,6 +48,8 @@ pub struct TrainOptions {
     pub kld_factor: f64,
     /// Deforming epochs over which β ramps up linearly from 0 (0: full β at once).
     pub kld_ramp_epochs: usize,
+    /// Mean KL per particle (nats) below which the KL term exerts no pull.
+    pub kld_free_nats: f64,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     pub consensus_update_interval: usize,
     /// Particles pooled for a consensus update.
@@ -89,6 +91,7 @@ impl Default for TrainOptions {
             regularization_weight: None,
             kld_factor: 0.01,
             kld_ramp_epochs: 10,
+            kld_free_nats: 4.0,
             consensus_update_interval: 15,
             consensus_update_pool: 100,
             checkpoint_interval: 5,
@@ -346,6 +349,7 @@ impl Trainer {
             active: active.as_deref(),
             box_length: self.set.box_length() as f32,
             kl_weight: (o.kl_ramp(epoch) * o.kld_factor / (m * m) as f64) as f32,
+            kl_free_nats: o.kld_free_nats,
             regularization_factor: o.regularization_factor,
             fixed_lambda: o.regularization_weight.map(|w| w as f32),
             reference_displacement: mean_length(&graph),

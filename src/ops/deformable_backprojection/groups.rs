@@ -103,7 +103,8 @@ pub fn group_reconstruct(
     }
     let pixel_size = table.optics_groups[table.particles[0].optics_group].pixel_size;
     let place = |i: usize, g: usize| (groups.group_of[i] == g).then(|| (particle_pose(table, i).0, [0.0; 2]));
-    let accumulators = accumulate_placed(table, images, groups.len(), options, max_memory, &place, progress)?;
+    let paddings = vec![options.padding; groups.len()];
+    let accumulators = accumulate_placed(table, images, &paddings, options, max_memory, &place, progress)?;
     let fields: Vec<(ScatteredField, Vec<[f32; 3]>)> = (0..2)
         .map(|h| {
             let centres: Vec<[f32; 3]> =
