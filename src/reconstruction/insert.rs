@@ -203,9 +203,7 @@ fn zeroed_cells(len: usize) -> Vec<Cell> {
         if ptr.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        if std::env::var_os("NOHUGE").is_none() {
-            advise_huge_pages(ptr as usize, layout.size());
-        }
+        advise_huge_pages(ptr as usize, layout.size());
         Vec::from_raw_parts(ptr, len, len)
     }
 }
