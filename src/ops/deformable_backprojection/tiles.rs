@@ -310,44 +310,45 @@ pub fn accumulator_paddings(
     options: &ReconstructOptions,
     moving_padding: usize,
 ) -> Vec<usize> {
-    // the slots of accumulator_tiles: one per moving tile, one shared by the still ones
-    let mut paddings = Vec::new();
-    let mut shared = false;
-    for still in still_tiles(tiling, motions) {
-        if still && shared {
-            continue;
-        }
-        shared |= still;
-        paddings.extend([if still { options.padding } else { moving_padding }; 2]);
-    }
-    paddings
+    let padding = |still: bool| if still { options.padding } else { moving_padding };
+    slots(tiling, motions).iter().flat_map(|&(_, still)| [padding(still); 2]).collect()
 }
 
-/// Whether each tile's every transform is the identity.
-fn still_tiles(tiling: &Tiling, motions: &TileMotions) -> Vec<bool> {
-    let still = Rigid { rotation: IDENTITY, translation: [0.0; 3] };
-    (0..tiling.masks.len().max(tiling.count))
-        .map(|k| motions.transforms.iter().all(|t| t[k] == still))
-        .collect()
-}
-
-/// One tile per accumulator, except that the tiles whose every transform is the identity share
-/// one: the tile inserted for each accumulator, and each accumulator's blending mask.
-fn accumulator_tiles(tiling: &Tiling, motions: &TileMotions) -> (Vec<usize>, Vec<Volume>) {
-    let (mut tiles, mut masks): (Vec<usize>, Vec<Volume>) = (Vec::new(), Vec::new());
+/// The accumulators' slots: one per moving tile, and one shared by all tiles whose every
+/// transform is the identity (where the first of them is): the tiles of each slot, and whether
+/// they are still.
+fn slots(tiling: &Tiling, motions: &TileMotions) -> Vec<(Vec<usize>, bool)> {
+    let identity = Rigid { rotation: IDENTITY, translation: [0.0; 3] };
+    let mut slots: Vec<(Vec<usize>, bool)> = Vec::new();
     let mut shared: Option<usize> = None;
-    for ((k, mask), still) in tiling.masks.iter().enumerate().zip(still_tiles(tiling, motions)) {
-        if still {
-            if let Some(s) = shared {
-                masks[s].data.iter_mut().zip(&mask.data).for_each(|(a, b)| *a += b);
-                continue;
+    for k in 0..tiling.masks.len().max(tiling.count) {
+        let still = motions.transforms.iter().all(|t| t[k] == identity);
+        match shared {
+            Some(s) if still => slots[s].0.push(k),
+            _ => {
+                if still {
+                    shared = Some(slots.len());
+                }
+                slots.push((vec![k], still));
             }
-            shared = Some(tiles.len());
         }
-        tiles.push(k);
-        masks.push(mask.clone());
     }
-    (tiles, masks)
+    slots
+}
+
+/// The tile inserted for each accumulator slot, and the slot's blending mask (the sum of its
+/// tiles' masks).
+fn accumulator_tiles(tiling: &Tiling, motions: &TileMotions) -> (Vec<usize>, Vec<Volume>) {
+    slots(tiling, motions)
+        .into_iter()
+        .map(|(tiles, _)| {
+            let mut mask = tiling.masks[tiles[0]].clone();
+            for &k in &tiles[1..] {
+                mask.data.iter_mut().zip(&tiling.masks[k].data).for_each(|(a, b)| *a += b);
+            }
+            (tiles[0], mask)
+        })
+        .unzip()
 }
 
 #[cfg(test)]
