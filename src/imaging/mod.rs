@@ -14,4 +14,4 @@ pub use loss::{
     FourierLoss, GridScratch, GroupGrid, LossScratch, NoiseSpectrum, TrainingGrid, crop_spectrum,
     flat_weights, half_plane_shells, image_spectrum, weights_from_power,
 };
-pub use project::{FourierProjector, ImageRenderer, shift_half_plane};
+pub use project::{FourierProjector, ImageRenderer, shift_half_plane, shift_phases};

@@ -126,16 +126,19 @@ pub fn shift_half_plane(spectrum: &mut [Complex32], n: usize, shift: [f64; 2]) {
     if shift == [0.0, 0.0] {
         return;
     }
-    let w = -2.0 * std::f64::consts::PI / n as f64;
-    // the phase ramp is separable: each row starts at its y phase and steps by the x phase
-    let (sx, cx) = (w * shift[0]).sin_cos();
     for (iy, row) in spectrum.chunks_exact_mut(hx).enumerate() {
-        let (mut s, mut c) = (w * signed_frequency(iy, n) as f64 * shift[1]).sin_cos();
-        for v in row.iter_mut() {
-            *v *= Complex32::new(c as f32, s as f32);
-            (c, s) = (c * cx - s * sx, s * cx + c * sx);
-        }
+        row.iter_mut().zip(shift_phases(n, signed_frequency(iy, n), shift)).for_each(|(v, p)| *v *= p);
     }
+}
+
+/// exp(−2πi k·shift / n) along the half-plane row of frequency `ky`, for kx = 0, 1, …: the
+/// ramp is separable, so each row starts at its y phase and steps by the x phase.
+pub fn shift_phases(n: usize, ky: i64, shift: [f64; 2]) -> impl Iterator<Item = Complex32> {
+    let w = -2.0 * std::f64::consts::PI / n as f64;
+    let (sx, cx) = (w * shift[0]).sin_cos();
+    let (s0, c0) = (w * ky as f64 * shift[1]).sin_cos();
+    std::iter::successors(Some((c0, s0)), move |&(c, s)| Some((c * cx - s * sx, s * cx + c * sx)))
+        .map(|(c, s)| Complex32::new(c as f32, s as f32))
 }
 
 /// Turns projector slices into real-space particle images; owns its FFT plan and buffers.

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::fft::{Complex32, signed_frequency};
 use crate::geometry::Mat3;
+use crate::imaging::shift_phases;
 
 /// One grid point of an accumulator: Σ CTF·F and Σ CTF² side by side, so that a trilinear
 /// splat touches one cache line per grid row instead of two.
@@ -70,7 +71,7 @@ impl FourierAccumulator {
     }
 
     /// [`FourierAccumulator::insert`] of the image translated by `shift` pixels (its spectrum
-    /// times exp(−2πi k·shift / n), as `imaging::shift_half_plane`), without a shifted copy.
+    /// times exp(−2πi k·shift / n), as [`crate::imaging::shift_half_plane`]), without a shifted copy.
     ///
     /// # Panics
     /// If the half planes do not match the box size.
@@ -92,24 +93,18 @@ impl FourierAccumulator {
         // the image's x and y axes in the padded grid
         let along_x = [a[0][0] * pad, a[0][1] * pad, a[0][2] * pad];
         let along_y = [a[1][0] * pad, a[1][1] * pad, a[1][2] * pad];
-        // the phase ramp of the shift is separable: each row starts at its y phase and steps by
-        // the x phase
-        let w = -2.0 * std::f64::consts::PI / n as f64;
-        let (step_sin, step_cos) = (w * shift[0]).sin_cos();
         for iy in 0..n {
             let ky = signed_frequency(iy, n);
             let Some(width) = r_max2.checked_sub(ky * ky) else { continue };
             let last = ((width as f64).sqrt() as usize).min(hx - 1);
             let row = iy * hx;
             let origin = along_y.map(|c| c * ky as f64);
-            let (mut sin, mut cos) = (w * ky as f64 * shift[1]).sin_cos();
-            for kx in 0..=last {
+            for (kx, phase) in (0..=last).zip(shift_phases(n, ky, shift)) {
                 let i = row + kx;
                 let weight = ctf2.map_or(1.0, |c| c[i]);
                 let k = kx as f64;
                 let mut p = [0, 1, 2].map(|c| origin[c] + along_x[c] * k);
-                let mut value = spectrum[i] * Complex32::new(cos as f32, sin as f32);
-                (cos, sin) = (cos * step_cos - sin * step_sin, sin * step_cos + cos * step_sin);
+                let mut value = spectrum[i] * phase;
                 if p[0] < 0.0 {
                     p = p.map(|c| -c);
                     value = value.conj();
