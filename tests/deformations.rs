@@ -178,6 +178,49 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
     }
 }
 
+/// The final latents are refined on each particle's own image, so particles the encoder never
+/// trained on (each half's validation subset) get latents that follow the truth as well.
+#[test]
+fn held_out_particles_get_latents_that_follow_the_true_motion() {
+    let dir = trained_example();
+    let truth = truth(dir);
+    let table = read_particles_star(dir.join("simulation/particles.star")).unwrap();
+    let model = TrainedModel::read(
+        &dir.join("run/forward_deformations/checkpoints/checkpoint_final.ckpt"),
+        table_fingerprint(&table),
+        table.len(),
+    )
+    .unwrap();
+    let d = model.latent;
+    for half in 0..2 {
+        let of = |validation: bool| -> Vec<usize> {
+            (0..model.len())
+                .filter(|&p| model.half_index(p) == half && model.validation[p] == validation)
+                .collect()
+        };
+        let (trained, held_out) = (of(false), of(true));
+        assert!(held_out.len() >= 10, "half {}: {} held-out particles", half + 1, held_out.len());
+        let points: Vec<f32> = trained.iter().flat_map(|&p| model.latent_of(p).iter().copied()).collect();
+        let pca = Pca::fit(&points, d);
+        let rho = |particles: &[usize]| {
+            let pc1: Vec<f64> = particles.iter().map(|&p| pca.project(model.latent_of(p), 0)).collect();
+            spearman(&pc1, &particles.iter().map(|&p| truth[p]).collect::<Vec<_>>())
+        };
+        let (seen, unseen) = (rho(&trained), rho(&held_out));
+        eprintln!(
+            "half {}: Spearman {seen:.3} (trained on), {unseen:.3} ({} held out)",
+            half + 1,
+            held_out.len()
+        );
+        // same sign: the held-out latents lie along the same axis as the trained ones
+        assert!(
+            unseen * seen.signum() >= 0.7,
+            "half {}: Spearman {unseen:.3} for held-out particles against {seen:.3} for trained ones",
+            half + 1
+        );
+    }
+}
+
 #[test]
 fn a_resumed_run_continues_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();

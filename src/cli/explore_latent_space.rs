@@ -8,7 +8,7 @@ use clap::ValueEnum;
 
 use cryomotion::io::images::{ImagePaths, ParticleImages};
 use cryomotion::ops::explore::{ExploreOptions, explore};
-use cryomotion::training::{ImageSource, Loader, ParticleSet};
+use cryomotion::training::{ImageSource, LatentRefinement, Loader, ParticleSet};
 
 use super::trained_run;
 
@@ -98,7 +98,7 @@ fn explore_run(args: &Args) -> anyhow::Result<ExitCode> {
             loader = Some((set, l));
         }
         let (set, l) = loader.as_mut().expect("opened above");
-        model.encode(half, set, l, particles, &mut |_| {})
+        model.encode(half, set, l, particles, LatentRefinement::default(), &mut |_| {})
     };
     let summary = pool.install(|| {
         explore(&dir, model, table, map, &options, &mut encode, &mut |line| eprintln!("{line}"))

@@ -11,7 +11,7 @@ use cryomotion::nn::DecoderConfig;
 use cryomotion::ops::optimize_deformations::{
     DeformationOptions, Layout, Monitor, Outcome, optimize_deformations,
 };
-use cryomotion::training::{BatchProgress, LearningRates, TrainOptions};
+use cryomotion::training::{BatchProgress, LatentRefinement, LearningRates, TrainOptions};
 use indicatif::ProgressBar;
 
 /// Learn a latent vector and a deformation of the consensus Gaussians for every particle.
@@ -99,6 +99,14 @@ pub struct Args {
     /// posterior cannot collapse onto the prior before the decoder has learnt to use it.
     #[arg(long, default_value_t = 4.0)]
     kld_free_nats: f64,
+    /// Adam steps that refine each particle's final latent on its own image, from the
+    /// encoder's mean (0: the encoder's means, as DynaMight). The encoder memorises its
+    /// training images at low SNR; these steps reach each image's own optimum.
+    #[arg(long, default_value_t = 20)]
+    latent_refinement_steps: usize,
+    /// Step size of the latent refinement (latent units).
+    #[arg(long, default_value_t = 0.1)]
+    latent_refinement_step_size: f32,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     #[arg(long, default_value_t = 15)]
     consensus_update_interval: usize,
@@ -243,6 +251,10 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
             max_shell: f64::INFINITY,
             rates: LearningRates::default(),
             seed: args.seed,
+            latent_refinement: LatentRefinement {
+                steps: args.latent_refinement_steps,
+                step_size: args.latent_refinement_step_size,
+            },
         },
         n_gaussians: args.n_gaussians,
         initial_threshold: args.initial_threshold,

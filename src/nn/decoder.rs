@@ -264,14 +264,8 @@ impl Decoder {
                         self.tile_forward(p_tile, z_row, rows, &mut buf, &mut tile_out[..rows * 3]);
                         let dy = &mut d_tile[..rows * 3];
                         dy.copy_from_slice(&d_out[(bi * ng + start) * 3..(bi * ng + start + rows) * 3]);
-                        if let Some(active) = active {
-                            for (r, a) in active[start..start + rows].iter().enumerate() {
-                                if !a {
-                                    dy[3 * r..3 * r + 3].fill(0.0);
-                                }
-                            }
-                        }
-                        self.tile_backward(rows, &mut buf, dy, &mut g);
+                        zero_fixed(dy, active, start);
+                        self.tile_backward(rows, &mut buf, dy, Some(&mut g));
                         // dL/dh₀ for the tile is in buf.grad
                         let dh0 = &buf.grad[..rows * w];
                         let dzw = &mut d_zw[bi * w..(bi + 1) * w];
@@ -307,28 +301,95 @@ impl Decoder {
         grads
     }
 
-    /// Backward through one tile from dΔ; leaves dL/dh₀ in `buf.grad`.
-    fn tile_backward(&self, rows: usize, buf: &mut TileBuffers, dy: &[f32], g: &mut DecoderGrads) {
+    /// Backward through one tile from dΔ; leaves dL/dh₀ in `buf.grad`, and adds the weight
+    /// gradients to `g` when given.
+    fn tile_backward(
+        &self,
+        rows: usize,
+        buf: &mut TileBuffers,
+        dy: &[f32],
+        mut g: Option<&mut DecoderGrads>,
+    ) {
         let w = self.config.width;
+        let step = |layer: &Linear, x: &[f32], dy: &[f32], dx: &mut [f32], dw: Option<&mut Vec<f32>>| match dw
+        {
+            Some(dw) => layer.backward(x, dy, rows, Some(dx), dw, None),
+            None => layer.input_gradient(dy, rows, dx),
+        };
         let head = &buf.head[..rows * 3];
         let dh = &mut buf.grad_head[..rows * 3];
-        self.last.backward(head, dy, rows, Some(dh), &mut g.last, None);
+        step(&self.last, head, dy, dh, g.as_deref_mut().map(|g| &mut g.last));
         elu_backward(head, dh);
         let grad = &mut buf.grad[..rows * w];
-        self.head.backward(&buf.acts[self.config.depth][..rows * w], dh, rows, Some(grad), &mut g.head, None);
+        step(
+            &self.head,
+            &buf.acts[self.config.depth][..rows * w],
+            dh,
+            grad,
+            g.as_deref_mut().map(|g| &mut g.head),
+        );
         for k in (0..self.config.depth).rev() {
             let y = &buf.acts[k + 1][..rows * w];
             elu_backward(y, &mut buf.grad[..rows * w]);
             let next = &mut buf.grad_next[..rows * w];
-            self.hidden[k].backward(
-                &buf.acts[k][..rows * w],
-                &buf.grad[..rows * w],
-                rows,
-                Some(next),
-                &mut g.hidden[k],
-                None,
-            );
+            let dw = g.as_deref_mut().map(|g| &mut g.hidden[k]);
+            step(&self.hidden[k], &buf.acts[k][..rows * w], &buf.grad[..rows * w], next, dw);
             std::mem::swap(&mut buf.grad, &mut buf.grad_next);
+        }
+    }
+
+    /// dL/dz (B × latent) from dL/dΔ (B × Ng × 3), without the weight gradients: the cheap
+    /// backward of per-particle latent refinement. Writes `d_z`.
+    ///
+    /// # Panics
+    /// If the buffers do not match.
+    pub fn latent_gradient(
+        &self,
+        positions: &[f32],
+        z: &[f32],
+        active: Option<&[bool]>,
+        d_out: &[f32],
+        d_z: &mut [f32],
+    ) {
+        let (ng, d, w) = (positions.len() / 3, self.config.latent, self.config.width);
+        let b = z.len() / d;
+        assert_eq!(d_out.len(), b * ng * 3, "output-gradient length");
+        assert_eq!(d_z.len(), z.len(), "latent-gradient length");
+        let (_, p) = self.encode(positions);
+        let mut zw = vec![0.0; b * w];
+        self.first_latent.forward(z, b, &mut zw);
+        let mut d_zw = vec![0.0f32; b * w];
+        d_zw.par_chunks_mut(w).zip(zw.par_chunks(w)).enumerate().for_each_init(
+            || (TileBuffers::new(&self.config), [0.0f32; TILE * 3], [0.0f32; TILE * 3]),
+            |(buf, tile_out, d_tile), (bi, (dzw, z_row))| {
+                for start in (0..ng).step_by(TILE) {
+                    let rows = TILE.min(ng - start);
+                    self.tile_forward(
+                        &p[start * w..(start + rows) * w],
+                        z_row,
+                        rows,
+                        buf,
+                        &mut tile_out[..rows * 3],
+                    );
+                    let dy = &mut d_tile[..rows * 3];
+                    dy.copy_from_slice(&d_out[(bi * ng + start) * 3..(bi * ng + start + rows) * 3]);
+                    zero_fixed(dy, active, start);
+                    self.tile_backward(rows, buf, dy, None);
+                    for row in buf.grad[..rows * w].chunks_exact(w) {
+                        dzw.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    }
+                }
+            },
+        );
+        self.first_latent.input_gradient(&d_zw, b, d_z);
+    }
+}
+
+/// Zeroes the output gradient of the tile's Gaussians (from `start`) that do not move.
+fn zero_fixed(dy: &mut [f32], active: Option<&[bool]>, start: usize) {
+    if let Some(active) = active {
+        for (d, _) in dy.chunks_exact_mut(3).zip(&active[start..]).filter(|(_, a)| !**a) {
+            d.fill(0.0);
         }
     }
 }
@@ -512,5 +573,21 @@ mod tests {
         let mut dz = vec![0.0; 12];
         let g = d.backward(&positions, &z, Some(&active), &r, &mut dz, None);
         assert!(g.last.iter().all(|&v| v == 0.0) && dz.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn latent_gradient_equals_the_full_backward() {
+        let (d, positions, z, r) = small();
+        let ng = positions.len() / 3;
+        let active: Vec<bool> = (0..ng).map(|i| i % 4 != 1).collect();
+        for mask in [None, Some(active.as_slice())] {
+            let mut full = vec![0.0; z.len()];
+            let _ = d.backward(&positions, &z, mask, &r, &mut full, None);
+            let mut cheap = vec![f32::NAN; z.len()];
+            d.latent_gradient(&positions, &z, mask, &r, &mut cheap);
+            for (a, b) in full.iter().zip(&cheap) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{a} vs {b}");
+            }
+        }
     }
 }

@@ -94,6 +94,17 @@ impl Linear {
         }
     }
 
+    /// dx (rows × inputs) = dy·W: the gradient with respect to the inputs only.
+    ///
+    /// # Panics
+    /// If the buffers do not match the layer.
+    pub fn input_gradient(&self, dy: &[f32], rows: usize, dx: &mut [f32]) {
+        assert_eq!(dy.len(), rows * self.outputs, "Linear output-gradient length");
+        assert_eq!(dx.len(), rows * self.inputs, "input-gradient length");
+        let (i, o) = (self.inputs as isize, self.outputs as isize);
+        sgemm(rows, self.outputs, self.inputs, 1.0, dy, (o, 1), &self.weight, (i, 1), 0.0, dx, i);
+    }
+
     /// Backward: from dy (rows × outputs) and the forward input x, adds dL/dW to `dw`, dL/db to
     /// `db` (if the layer has a bias) and writes dL/dx to `dx` (if given).
     ///
@@ -115,9 +126,7 @@ impl Linear {
         // dW (outputs × inputs) += dyᵀ·x
         sgemm(self.outputs, rows, self.inputs, 1.0, dy, (1, o), x, (i, 1), 1.0, dw, i);
         if let Some(dx) = dx {
-            assert_eq!(dx.len(), rows * self.inputs, "input-gradient length");
-            // dx (rows × inputs) = dy·W
-            sgemm(rows, self.outputs, self.inputs, 1.0, dy, (o, 1), &self.weight, (i, 1), 0.0, dx, i);
+            self.input_gradient(dy, rows, dx);
         }
         if let (Some(db), Some(_)) = (db, &self.bias) {
             for row in dy.chunks_exact(self.outputs) {

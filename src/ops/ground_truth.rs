@@ -95,6 +95,12 @@ pub struct MotionErrors {
     pub varying_all: f64,
     /// Median over the Gaussians of their RMS error (Å): robust to a few strays.
     pub median_gaussian_error: f64,
+    /// RMS learnt displacement in the moving domains (Å): below the true one when the
+    /// decoder's motion is shrunk.
+    pub learnt_moving: f64,
+    /// Cosine between learnt and true displacements over the moving domains (all particles
+    /// and Gaussians as one vector): how well the motion's direction is learnt, whatever its size.
+    pub cosine_moving: f64,
 }
 
 /// Compares half `half`'s learnt deformations of `particles` with the true motion: at each
@@ -118,6 +124,7 @@ pub fn motion_errors(
     let mut true_sq = vec![0.0f64; ng];
     let mut error_sq = vec![0.0f64; ng];
     let mut error_sum = vec![[0.0f64; 3]; ng];
+    let (mut learnt_sq, mut dot) = (vec![0.0f64; ng], vec![0.0f64; ng]);
     for (row, &p) in particles.iter().enumerate() {
         let atoms = truth.atoms(p)?;
         let moved: Vec<[f32; 3]> = atoms
@@ -131,6 +138,8 @@ pub fn motion_errors(
             true_sq[g] += (0..3).map(|k| (u[k] as f64).powi(2)).sum::<f64>();
             error_sq[g] += (0..3).map(|k| (v[k] as f64 - u[k] as f64).powi(2)).sum::<f64>();
             (0..3).for_each(|k| error_sum[g][k] += v[k] as f64 - u[k] as f64);
+            learnt_sq[g] += (0..3).map(|k| (v[k] as f64).powi(2)).sum::<f64>();
+            dot[g] += (0..3).map(|k| v[k] as f64 * u[k] as f64).sum::<f64>();
         }
     }
     let mut sorted = true_sq.clone();
@@ -152,6 +161,11 @@ pub fn motion_errors(
         undeformed_all: rms(&true_sq, &mut (0..ng), ng),
         deformed_all: rms(&error_sq, &mut (0..ng), ng),
         varying_all: rms(&varying_sq, &mut (0..ng), ng),
+        learnt_moving: rms(&learnt_sq, &mut moving.iter().copied(), moving.len()),
+        cosine_moving: {
+            let sum = |v: &[f64]| moving.iter().map(|&g| v[g]).sum::<f64>();
+            sum(&dot) / (sum(&true_sq) * sum(&learnt_sq)).sqrt().max(f64::MIN_POSITIVE)
+        },
         median_gaussian_error: {
             let mut e: Vec<f64> = error_sq.iter().map(|s| (s / count).sqrt()).collect();
             e.sort_by(f64::total_cmp);

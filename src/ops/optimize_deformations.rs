@@ -506,21 +506,13 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
     let loss = crate::imaging::FourierLoss::new(m, crate::imaging::flat_weights(m, (m / 2) as f64));
     let graph = crate::model::NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
     let remover = trainer.rigid_motion_remover(0);
-    let ctx = crate::training::StepContext {
-        loss: &loss,
-        graph: &graph,
-        active: trainer.active.as_deref(),
-        box_length: trainer.set.box_length() as f32,
-        kl_weight: 0.0,
-        kl_free_nats: 0.0,
-        regularization_factor: 0.0,
-        fixed_lambda: None,
-        reference_displacement: 1.0,
-        min_width: 0.0,
-        train_positions: false,
-        measure_norms: false,
-        rigid_free: remover.as_ref(),
-    };
+    let ctx = crate::training::StepContext::forward_only(
+        &loss,
+        &graph,
+        trainer.active.as_deref(),
+        trainer.set.box_length() as f32,
+        remover.as_ref(),
+    );
     let shells = crate::imaging::half_plane_shells(m);
     evaluate_batch(half, &batch, &ctx, deforming, &mut work, None, &shells)?;
     let mut rendered = vec![0.0f32; members.len() * m * m];

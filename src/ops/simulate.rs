@@ -306,15 +306,26 @@ pub fn match_atoms(models: &[Vec<crate::io::atoms::Atom>]) -> Vec<Vec<crate::io:
 
 /// Renders one particle without noise: the structure at the particle's conformation, at its
 /// pose, CTF-modulated, translated by −origin.
-struct ParticleRenderer<'a> {
+pub struct ParticleRenderer<'a> {
     source: &'a Source,
     projector: Option<FourierProjector>,
     optics: OpticsGroup,
     ctf_on: bool,
 }
 
-impl ParticleRenderer<'_> {
-    fn render(
+impl<'a> ParticleRenderer<'a> {
+    /// A renderer of `source`'s particles as `simulate` draws them (with the CTF when `ctf_on`).
+    pub fn new(source: &'a Source, optics: OpticsGroup, ctf_on: bool) -> Self {
+        let projector = match source {
+            Source::Map(map) => Some(FourierProjector::new(map, 2)),
+            Source::Atoms { .. } => None,
+        };
+        ParticleRenderer { source, projector, optics, ctf_on }
+    }
+
+    /// The noise-free image (n × n) of the particle `pose` into `out`; `ctf` (half plane) and
+    /// `centred` (n × n) are scratch.
+    pub fn render(
         &self,
         renderer: &mut ImageRenderer,
         pose: &TruePose,
@@ -355,15 +366,7 @@ impl ParticleRenderer<'_> {
 /// white Gaussian noise added.
 pub fn simulate(source: &Source, options: &SimulateOptions, dir: &Path) -> Result<f64> {
     let n = source.box_size();
-    let particles = ParticleRenderer {
-        source,
-        projector: match source {
-            Source::Map(map) => Some(FourierProjector::new(map, 2)),
-            Source::Atoms { .. } => None,
-        },
-        optics: optics_group(options, n),
-        ctf_on: options.ctf,
-    };
+    let particles = ParticleRenderer::new(source, optics_group(options, n), options.ctf);
     let optics = &particles.optics;
     let poses = draw_poses(options, source.conformation_space());
     let hx = n / 2 + 1;

@@ -99,6 +99,18 @@ fn decoder_grads(g: &DecoderGrads) -> Vec<&[f32]> {
 }
 
 impl HalfModel {
+    /// The data term of this half on a `box_size` grid up to shell `max_shell`: whitened by its
+    /// noise spectrum when `whiten` and one was estimated, else flat.
+    pub fn loss(&self, box_size: usize, max_shell: f64, whiten: bool) -> crate::imaging::FourierLoss {
+        use crate::imaging::{FourierLoss, flat_weights, weights_from_power};
+        let weights = if whiten && !self.noise_power.is_empty() {
+            weights_from_power(box_size, &self.noise_power, max_shell)
+        } else {
+            flat_weights(box_size, max_shell)
+        };
+        FourierLoss::new(box_size, weights)
+    }
+
     /// A fresh half model around `consensus`, networks initialised from `seed`.
     pub fn new(
         consensus: GaussianModel,

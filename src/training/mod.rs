@@ -23,7 +23,10 @@ pub mod trainer;
 
 pub use data::{Batch, ImageSource, Loader, ParticleSet};
 pub use half::{HalfModel, LearningRates};
-pub use step::{BatchFigures, Phase, StepContext, Work, evaluate_batch, train_batch};
+pub use step::{
+    BatchFigures, LatentPrior, LatentRefinement, Phase, StepContext, Work, evaluate_batch, refine_latents,
+    train_batch,
+};
 pub use trained::{RunInputs, TrainedModel};
 pub use trainer::{
     BatchProgress, CheckpointHeader, EpochRecord, TrainOptions, Trainer, read_checkpoint, table_fingerprint,

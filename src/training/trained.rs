@@ -7,9 +7,11 @@ use rayon::prelude::*;
 
 use super::data::{Batch, Loader, ParticleSet};
 use super::half::{HalfModel, LearningRates};
+use super::step::{LatentPrior, LatentRefinement, StepContext, Work, refine_latents};
 use super::trainer::{CheckpointHeader, read_checkpoint};
+use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
-use crate::model::{GaussianModel, RigidMotionRemover};
+use crate::model::{GaussianModel, NeighbourGraph, RigidMotionRemover};
 use crate::nn::EncoderConfig;
 use crate::{Error, Result};
 
@@ -171,26 +173,52 @@ impl TrainedModel {
         out
     }
 
-    /// Latent means of `particles` encoded by half `half`'s encoder (whatever half they belong
-    /// to): images are read through `loader` on the training grid of `set`.
+    /// Latents of `particles` under half `half`'s model (whatever half they belong to), as
+    /// training ends: the encoder's means, refined on each image as `refinement` says (see
+    /// [`refine_latents`]). Images are read through `loader` on the training grid of `set`.
     ///
     /// # Errors
-    /// An unreadable image.
+    /// An unreadable image, or a non-finite loss.
     pub fn encode(
         &self,
         half: usize,
         set: &ParticleSet,
         loader: &mut Loader,
         particles: &[usize],
+        refinement: LatentRefinement,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let d = self.latent;
+        let (d, m) = (self.latent, self.box_size);
+        let model = &self.halves[half];
+        let loss = model.loss(m, (m / 2) as f64 - 1.0, true);
+        let graph = NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
+        let remover = self.active.is_none().then(|| RigidMotionRemover::new(&model.consensus.positions));
+        let ctx = StepContext::forward_only(
+            &loss,
+            &graph,
+            self.active.as_deref(),
+            self.box_length as f32,
+            remover.as_ref(),
+        );
+        let shells = half_plane_shells(m);
+        let own: Vec<f32> = (0..self.len())
+            .filter(|&p| self.half_index(p) == half)
+            .flat_map(|p| self.latent_of(p).to_vec())
+            .collect();
+        let prior = LatentPrior::fit(&own, d);
+        let mut work = Work::default();
         let mut out = vec![0.0f32; particles.len() * d];
         let mut batch = Batch::default();
         for (chunk, out) in particles.chunks(ENCODE_BATCH).zip(out.chunks_mut(ENCODE_BATCH * d)) {
             loader.fill(set, chunk, &mut batch)?;
-            let mut log_variance = vec![0.0f32; out.len()];
-            let _ = self.halves[half].encoder.forward(&batch.images, chunk.len(), out, &mut log_variance);
+            if refinement.steps > 0 {
+                out.copy_from_slice(&refine_latents(
+                    model, &batch, &ctx, refinement, &prior, &mut work, &shells,
+                )?);
+            } else {
+                let mut log_variance = vec![0.0f32; out.len()];
+                let _ = model.encoder.forward(&batch.images, chunk.len(), out, &mut log_variance);
+            }
             progress(chunk.len());
         }
         Ok(out)

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::geometry::fit_rigid;
-use crate::imaging::{FourierLoss, NoiseSpectrum, flat_weights, half_plane_shells, weights_from_power};
+use crate::imaging::{FourierLoss, NoiseSpectrum, half_plane_shells};
 use crate::io::weights::Tensors;
 use crate::model::{GaussianModel, NeighbourGraph, RigidMotionRemover};
 use crate::nn::{DecoderConfig, EncoderConfig};
@@ -16,7 +16,10 @@ use crate::{Error, Result};
 
 use super::data::{Batch, Loader, ParticleSet};
 use super::half::{HalfModel, LearningRates};
-use super::step::{BatchFigures, Phase, StepContext, Work, close_lambda_epoch, evaluate_batch, train_batch};
+use super::step::{
+    BatchFigures, LatentPrior, LatentRefinement, Phase, StepContext, Work, close_lambda_epoch,
+    evaluate_batch, refine_latents, train_batch,
+};
 use super::trained::TrainedModel;
 
 /// Each Gaussian is tied elastically to at least this many nearest neighbours (see
@@ -64,6 +67,8 @@ pub struct TrainOptions {
     pub rates: LearningRates,
     /// Seed of every random draw.
     pub seed: u64,
+    /// How the final latents are refined per particle after training.
+    pub latent_refinement: LatentRefinement,
 }
 
 impl TrainOptions {
@@ -99,6 +104,7 @@ impl Default for TrainOptions {
             max_shell: f64::INFINITY,
             rates: LearningRates::default(),
             seed: 0,
+            latent_refinement: LatentRefinement::default(),
         }
     }
 }
@@ -285,14 +291,7 @@ impl Trainer {
     }
 
     fn loss_of(&self, h: usize) -> FourierLoss {
-        let m = self.set.box_size();
-        let half = &self.halves[h];
-        let weights = if self.options.data_normalization && !half.noise_power.is_empty() {
-            weights_from_power(m, &half.noise_power, self.max_shell())
-        } else {
-            flat_weights(m, self.max_shell())
-        };
-        FourierLoss::new(m, weights)
+        self.halves[h].loss(self.set.box_size(), self.max_shell(), self.options.data_normalization)
     }
 
     /// Whether training has run all its epochs.
@@ -499,22 +498,54 @@ impl Trainer {
         Ok((moved / ng as f64).sqrt())
     }
 
-    /// The latent mean of every particle from its own half's encoder (a pass over all images).
+    /// The latent of every particle from its own half's model (a pass over all images): the
+    /// encoder's mean, refined on the particle's own image as `options.latent_refinement` says
+    /// (see [`refine_latents`]).
     ///
     /// # Errors
-    /// Unreadable images.
+    /// Unreadable images, or a non-finite loss.
     pub fn infer_latents(&mut self, progress: &mut dyn FnMut(usize)) -> Result<()> {
         let latent = self.latent();
         let bs = self.options.batch_size.max(1);
+        let refinement = self.options.latent_refinement;
         for h in 0..2 {
             let members: Vec<usize> =
                 (0..self.set.len()).filter(|&i| self.set.halves[i] == h as u8 + 1).collect();
+            let graph = NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
+            let loss = self.loss_of(h);
+            // the prior: the spread of the encoder's means over the particles it trained on
+            let trained: Vec<f32> = self
+                .set
+                .members(h as u8 + 1, false)
+                .iter()
+                .flat_map(|&i| self.latents[i * latent..(i + 1) * latent].iter().copied())
+                .collect();
+            let prior = LatentPrior::fit(&trained, latent);
+            let remover = self.rigid_motion_remover(h);
+            let active = self.active.clone();
+            let box_length = self.set.box_length() as f32;
+            let ctx =
+                StepContext::forward_only(&loss, &graph, active.as_deref(), box_length, remover.as_ref());
             for chunk in members.chunks(bs) {
                 self.loader.fill(&self.set, chunk, &mut self.batch)?;
                 let b = chunk.len();
                 let mut mean = vec![0.0f32; b * latent];
-                let mut log_variance = vec![0.0f32; b * latent];
-                let _ = self.halves[h].encoder.forward(&self.batch.images, b, &mut mean, &mut log_variance);
+                if refinement.steps > 0 {
+                    let half = &self.halves[h];
+                    mean = refine_latents(
+                        half,
+                        &self.batch,
+                        &ctx,
+                        refinement,
+                        &prior,
+                        &mut self.work,
+                        &self.shells,
+                    )?;
+                } else {
+                    let mut log_variance = vec![0.0f32; b * latent];
+                    let _ =
+                        self.halves[h].encoder.forward(&self.batch.images, b, &mut mean, &mut log_variance);
+                }
                 for (j, &i) in chunk.iter().enumerate() {
                     self.latents[i * latent..(i + 1) * latent]
                         .copy_from_slice(&mean[j * latent..(j + 1) * latent]);
