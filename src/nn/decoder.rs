@@ -202,8 +202,7 @@ impl Decoder {
         let b = z.len() / d;
         assert_eq!(out.len(), b * ng * 3, "decoder output length");
         let (_, p) = self.encode(positions);
-        let mut zw = vec![0.0; b * w];
-        self.first_latent.forward(z, b, &mut zw);
+        let zw = self.latent_rows(z, b);
         out.par_chunks_mut(ng * 3).zip(zw.par_chunks(w)).for_each_init(
             || TileBuffers::new(&self.config),
             |buf, (out_b, z_row)| {
@@ -237,13 +236,9 @@ impl Decoder {
         d_z: &mut [f32],
         d_positions: Option<&mut [f32]>,
     ) -> DecoderGrads {
-        let (ng, d, w) = (positions.len() / 3, self.config.latent, self.config.width);
-        let b = z.len() / d;
-        assert_eq!(d_out.len(), b * ng * 3, "output-gradient length");
-        assert_eq!(d_z.len(), z.len(), "latent-gradient length");
+        let (ng, b, w) = self.check_backward(positions, z, d_out, d_z);
         let (pe, p) = self.encode(positions);
-        let mut zw = vec![0.0; b * w];
-        self.first_latent.forward(z, b, &mut zw);
+        let zw = self.latent_rows(z, b);
         // per block of particles: weight gradients, dL/dh₀ summed over Gaussians (→ z) and over
         // particles (→ positions); blocks have a fixed size and are summed in order, so results
         // are bit-identical for any thread count
@@ -301,6 +296,27 @@ impl Decoder {
         grads
     }
 
+    /// (Gaussians, particles, width) of a backward call, after checking its buffers.
+    fn check_backward(
+        &self,
+        positions: &[f32],
+        z: &[f32],
+        d_out: &[f32],
+        d_z: &[f32],
+    ) -> (usize, usize, usize) {
+        let (ng, b) = (positions.len() / 3, z.len() / self.config.latent);
+        assert_eq!(d_out.len(), b * ng * 3, "output-gradient length");
+        assert_eq!(d_z.len(), z.len(), "latent-gradient length");
+        (ng, b, self.config.width)
+    }
+
+    /// The latent part of the first layer for each particle (B × width).
+    fn latent_rows(&self, z: &[f32], b: usize) -> Vec<f32> {
+        let mut zw = vec![0.0; b * self.config.width];
+        self.first_latent.forward(z, b, &mut zw);
+        zw
+    }
+
     /// Backward through one tile from dΔ; leaves dL/dh₀ in `buf.grad`, and adds the weight
     /// gradients to `g` when given.
     fn tile_backward(
@@ -351,13 +367,9 @@ impl Decoder {
         d_out: &[f32],
         d_z: &mut [f32],
     ) {
-        let (ng, d, w) = (positions.len() / 3, self.config.latent, self.config.width);
-        let b = z.len() / d;
-        assert_eq!(d_out.len(), b * ng * 3, "output-gradient length");
-        assert_eq!(d_z.len(), z.len(), "latent-gradient length");
+        let (ng, b, w) = self.check_backward(positions, z, d_out, d_z);
         let (_, p) = self.encode(positions);
-        let mut zw = vec![0.0; b * w];
-        self.first_latent.forward(z, b, &mut zw);
+        let zw = self.latent_rows(z, b);
         let mut d_zw = vec![0.0f32; b * w];
         d_zw.par_chunks_mut(w).zip(zw.par_chunks(w)).enumerate().for_each_init(
             || (TileBuffers::new(&self.config), [0.0f32; TILE * 3], [0.0f32; TILE * 3]),

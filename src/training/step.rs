@@ -273,6 +273,23 @@ fn render_and_compare(
     Ok((losses, (d_log_scale * norm / b as f64) as f32))
 }
 
+/// From `work.image_grads`, the gradients of the rendering with respect to the deformed
+/// positions, amplitudes and widths (into `work.d_deformed`, `d_amplitudes`, `d_widths`).
+fn render_backward(half: &HalfModel, batch: &Batch, n: usize, work: &mut Work) {
+    let m = &half.consensus;
+    project_batch_backward(
+        &work.deformed,
+        &m.amplitudes,
+        &m.widths,
+        &batch.views,
+        n,
+        &work.image_grads,
+        &mut work.d_deformed,
+        &mut work.d_amplitudes,
+        &mut work.d_widths,
+    );
+}
+
 fn displacement_per_particle(work: &Work, ng: usize, box_length: f32) -> Vec<f64> {
     let l2 = (box_length as f64).powi(2);
     work.delta
@@ -356,18 +373,7 @@ pub fn train_batch(
     let (losses, d_log_scale) = render_and_compare(half, batch, ctx, true, work, None, shells)?;
     figures.data = losses.iter().sum::<f64>() / b as f64;
     figures.losses = losses;
-    let m = &half.consensus;
-    project_batch_backward(
-        &work.deformed,
-        &m.amplitudes,
-        &m.widths,
-        &batch.views,
-        n,
-        &work.image_grads,
-        &mut work.d_deformed,
-        &mut work.d_amplitudes,
-        &mut work.d_widths,
-    );
+    render_backward(half, batch, n, work);
     let mut d_positions = vec![0.0f32; ng * 3];
     if deforming {
         work.d_elastic.fill(0.0);
@@ -594,7 +600,6 @@ pub fn refine_latents(
     let mut d_z = vec![0.0f32; z.len()];
     let (mut first, mut second) = (vec![0.0f32; z.len()], vec![0.0f32; z.len()]);
     let (beta1, beta2) = (0.9f32, 0.999f32);
-    let m = &half.consensus;
     // image_grads hold d(batch-mean loss)/d(image), the loss being Σ W·|r|² / n²; the negative
     // log-likelihood of one particle counts each independent coefficient once: ½ of the plane
     let to_nll = (b * n * n) as f32 * 0.5;
@@ -602,17 +607,7 @@ pub fn refine_latents(
         work.z.copy_from_slice(&z);
         decode_positions(half, ctx, work);
         render_and_compare(half, batch, ctx, true, work, None, shells)?;
-        project_batch_backward(
-            &work.deformed,
-            &m.amplitudes,
-            &m.widths,
-            &batch.views,
-            n,
-            &work.image_grads,
-            &mut work.d_deformed,
-            &mut work.d_amplitudes,
-            &mut work.d_widths,
-        );
+        render_backward(half, batch, n, work);
         work.d_deformed.iter_mut().for_each(|g| *g *= ctx.box_length);
         if let Some(remover) = ctx.rigid_free {
             remover.apply(&mut work.d_deformed);
