@@ -514,6 +514,42 @@ pub fn close_lambda_epoch(half: &mut HalfModel) {
     half.norm_sums = [0.0; 2];
 }
 
+/// Per particle, the start of refinement: its encoder mean (in `work.z`) or the prior's probe
+/// with the lowest negative log-posterior. An image the encoder never trained on can have a
+/// mean far from its optimum, in another valley than Adam's few steps can leave.
+fn best_start(
+    half: &HalfModel,
+    batch: &Batch,
+    ctx: &StepContext,
+    prior: &LatentPrior,
+    work: &mut Work,
+    shells: &[u32],
+) -> Result<Vec<f32>> {
+    let d = prior.mean.len();
+    let n = ctx.loss.box_size();
+    // losses are Σ W·|r|² / n² per particle; the negative log-likelihood counts half the plane
+    let to_nll = (n * n) as f64 * 0.5;
+    let mut starts = work.z.clone();
+    let score = |losses: &[f64], z: &[f32]| -> Vec<f64> {
+        losses.iter().zip(z.chunks_exact(d)).map(|(&l, z)| l * to_nll + prior.energy(z)).collect()
+    };
+    let (losses, _) = render_and_compare(half, batch, ctx, false, work, None, shells)?;
+    let mut best = score(&losses, &starts);
+    for probe in prior.probes.chunks_exact(d) {
+        work.z.chunks_exact_mut(d).for_each(|z| z.copy_from_slice(probe));
+        decode_positions(half, ctx, work);
+        let (losses, _) = render_and_compare(half, batch, ctx, false, work, None, shells)?;
+        let scores = score(&losses, &work.z);
+        for ((b, s), start) in best.iter_mut().zip(scores).zip(starts.chunks_exact_mut(d)) {
+            if s < *b {
+                *b = s;
+                start.copy_from_slice(probe);
+            }
+        }
+    }
+    Ok(starts)
+}
+
 /// How per-particle latents are refined after training.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LatentRefinement {
@@ -535,6 +571,9 @@ impl Default for LatentRefinement {
 pub struct LatentPrior {
     mean: Vec<f32>,
     precision: Vec<f32>,
+    /// Starting points tried besides the encoder's mean (rows of latents): the mean and
+    /// ±1.5 standard deviations along each principal axis.
+    probes: Vec<f32>,
 }
 
 impl LatentPrior {
@@ -542,7 +581,9 @@ impl LatentPrior {
     pub fn standard(latent: usize) -> Self {
         let mut precision = vec![0.0; latent * latent];
         (0..latent).for_each(|k| precision[k * latent + k] = 1.0);
-        LatentPrior { mean: vec![0.0; latent], precision }
+        let mean = vec![0.0; latent];
+        let probes = probes(&mean, &precision, &vec![1.0; latent]);
+        LatentPrior { mean, precision: precision.clone(), probes }
     }
 
     /// The Gaussian of `latents` (rows of `latent` values): with a small KL weight the VAE's
@@ -563,7 +604,20 @@ impl LatentPrior {
                 }
             }
         }
-        LatentPrior { mean: pca.mean.iter().map(|&m| m as f32).collect(), precision }
+        let mean: Vec<f32> = pca.mean.iter().map(|&m| m as f32).collect();
+        let axes: Vec<f32> = pca.components.iter().map(|&c| c as f32).collect();
+        let spreads: Vec<f32> = pca.variances.iter().map(|&v| v.max(floor).sqrt() as f32).collect();
+        let probes = probes(&mean, &axes, &spreads);
+        LatentPrior { mean, precision, probes }
+    }
+
+    /// ½·(z − mean)ᵀ·precision·(z − mean) for one latent.
+    fn energy(&self, z: &[f32]) -> f64 {
+        let d = self.mean.len();
+        let r: Vec<f64> = z.iter().zip(&self.mean).map(|(&z, &m)| (z - m) as f64).collect();
+        0.5 * (0..d)
+            .map(|a| (0..d).map(|b| self.precision[a * d + b] as f64 * r[a] * r[b]).sum::<f64>())
+            .sum::<f64>()
     }
 
     /// Adds precision·(z − mean) for each row of `z` to `grad`.
@@ -575,6 +629,18 @@ impl LatentPrior {
             }
         }
     }
+}
+
+/// The mean, and the mean ± 1.5 `spreads[k]` along each unit axis k (rows of `axes`).
+fn probes(mean: &[f32], axes: &[f32], spreads: &[f32]) -> Vec<f32> {
+    let d = mean.len();
+    let mut out = mean.to_vec();
+    for (axis, &spread) in axes.chunks_exact(d).zip(spreads) {
+        for sign in [-1.5f32, 1.5] {
+            out.extend(mean.iter().zip(axis).map(|(&m, &a)| m + sign * spread * a));
+        }
+    }
+    out
 }
 
 /// The latent of every particle of `batch`, refined from its encoder mean by Adam on its own
@@ -596,7 +662,7 @@ pub fn refine_latents(
 ) -> Result<Vec<f32>> {
     let (b, n) = (batch.indices.len(), ctx.loss.box_size());
     let _ = positions_for(half, batch, ctx, Some(None), work);
-    let mut z = work.z.clone();
+    let mut z = best_start(half, batch, ctx, prior, work, shells)?;
     let mut d_z = vec![0.0f32; z.len()];
     let (mut first, mut second) = (vec![0.0f32; z.len()], vec![0.0f32; z.len()]);
     let (beta1, beta2) = (0.9f32, 0.999f32);
