@@ -313,7 +313,14 @@ pub fn optimize_deformations(
             trainer.save(&layout.checkpoint(trainer.epoch), &inputs)?;
         }
     }
-    monitor.message("encoding every particle with its half's encoder");
+    let steps = trainer.options.latent_refinement.steps;
+    monitor.message(&if steps > 0 {
+        format!(
+            "latents: every particle encoded by its half's model, then refined on its image ({steps} steps)"
+        )
+    } else {
+        "latents: every particle encoded by its half's encoder".to_string()
+    });
     trainer.infer_latents(&mut |_| {})?;
     trainer.save(&layout.final_checkpoint(), &inputs)?;
     trainer.save(&layout.checkpoint(trainer.epoch), &inputs)?;
@@ -504,11 +511,9 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
     let ng = half.consensus.len();
     let mut work = crate::training::Work::default();
     let loss = crate::imaging::FourierLoss::new(m, crate::imaging::flat_weights(m, (m / 2) as f64));
-    let graph = crate::model::NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
     let remover = trainer.rigid_motion_remover(0);
     let ctx = crate::training::StepContext::forward_only(
         &loss,
-        &graph,
         trainer.active.as_deref(),
         trainer.set.box_length() as f32,
         remover.as_ref(),

@@ -11,7 +11,7 @@ use super::step::{LatentPrior, LatentRefinement, StepContext, Work, refine_laten
 use super::trainer::{CheckpointHeader, read_checkpoint};
 use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
-use crate::model::{GaussianModel, NeighbourGraph, RigidMotionRemover};
+use crate::model::{GaussianModel, RigidMotionRemover};
 use crate::nn::EncoderConfig;
 use crate::{Error, Result};
 
@@ -191,11 +191,9 @@ impl TrainedModel {
         let (d, m) = (self.latent, self.box_size);
         let model = &self.halves[half];
         let loss = model.loss(m, (m / 2) as f64 - 1.0, true);
-        let graph = NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
         let remover = self.active.is_none().then(|| RigidMotionRemover::new(&model.consensus.positions));
         let ctx = StepContext::forward_only(
             &loss,
-            &graph,
             self.active.as_deref(),
             self.box_length as f32,
             remover.as_ref(),

@@ -511,7 +511,6 @@ impl Trainer {
         for h in 0..2 {
             let members: Vec<usize> =
                 (0..self.set.len()).filter(|&i| self.set.halves[i] == h as u8 + 1).collect();
-            let graph = NeighbourGraph { edges: Vec::new(), rest_lengths: Vec::new() };
             let loss = self.loss_of(h);
             // the prior: the spread of the encoder's means over the particles it trained on
             let trained: Vec<f32> = self
@@ -524,8 +523,7 @@ impl Trainer {
             let remover = self.rigid_motion_remover(h);
             let active = self.active.clone();
             let box_length = self.set.box_length() as f32;
-            let ctx =
-                StepContext::forward_only(&loss, &graph, active.as_deref(), box_length, remover.as_ref());
+            let ctx = StepContext::forward_only(&loss, active.as_deref(), box_length, remover.as_ref());
             for chunk in members.chunks(bs) {
                 self.loader.fill(&self.set, chunk, &mut self.batch)?;
                 let b = chunk.len();
