@@ -324,4 +324,8 @@ fn bad_inputs_are_named() {
     args.extend(["--max-memory", "0.01"]);
     let e = err(&args);
     assert!(e.contains("--max-memory"), "{e}");
+    let mut args = train_args(&s, &m, &out, "1");
+    args.push("--latent-refinement-step-size=-0.1");
+    let e = err(&args);
+    assert!(e.contains("--latent-refinement-step-size"), "{e}");
 }

@@ -225,6 +225,10 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
     if args.n_epochs == 0 {
         bail!("--n-epochs must be at least 1");
     }
+    let step = args.latent_refinement_step_size;
+    if args.latent_refinement_steps > 0 && !(step.is_finite() && step > 0.0) {
+        bail!("--latent-refinement-step-size must be a positive number, got {step}");
+    }
     if let Some(gpu) = &args.gpu_id {
         eprintln!("note: --gpu-id {gpu}: this cryomotion was built without CUDA; training runs on the CPU");
     }

@@ -614,9 +614,9 @@ impl LatentPrior {
     /// ½·(z − mean)ᵀ·precision·(z − mean) for one latent.
     fn energy(&self, z: &[f32]) -> f64 {
         let d = self.mean.len();
-        let r: Vec<f64> = z.iter().zip(&self.mean).map(|(&z, &m)| (z - m) as f64).collect();
+        let r = |k: usize| (z[k] - self.mean[k]) as f64;
         0.5 * (0..d)
-            .map(|a| (0..d).map(|b| self.precision[a * d + b] as f64 * r[a] * r[b]).sum::<f64>())
+            .map(|a| (0..d).map(|b| self.precision[a * d + b] as f64 * r(a) * r(b)).sum::<f64>())
             .sum::<f64>()
     }
 
