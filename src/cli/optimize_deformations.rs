@@ -82,7 +82,8 @@ pub struct Args {
     /// Epochs in all, warm-up included: exactly this many run.
     #[arg(long, default_value_t = 50)]
     n_epochs: usize,
-    /// Elastic weight: 1 gives the elastic term the gradient norm of the data term.
+    /// Elastic weight: 1 gives the elastic term the gradient norm of the data term (balanced
+    /// each deforming epoch while the KL weight ramps up, then held).
     #[arg(long, default_value_t = 1.0)]
     regularization_factor: f64,
     /// A fixed elastic weight λ (Å⁻² per unit of the whitened data loss) instead of the
@@ -100,13 +101,18 @@ pub struct Args {
     #[arg(long, default_value_t = 4.0)]
     kld_free_nats: f64,
     /// Adam steps that refine each particle's final latent on its own image, from the
-    /// encoder's mean (0: the encoder's means, as DynaMight). The encoder memorises its
-    /// training images at low SNR; these steps reach each image's own optimum.
+    /// encoder's mean (0: the encoder's means, as DynaMight, and no decoder refit). The encoder
+    /// memorises its training images at low SNR; these steps reach each image's own optimum.
     #[arg(long, default_value_t = 20)]
     latent_refinement_steps: usize,
     /// Step size of the latent refinement (latent units).
     #[arg(long, default_value_t = 0.1)]
     latent_refinement_step_size: f32,
+    /// The last epochs refit the decoder: each particle's latent is refined on its image, and
+    /// the decoder trains on these instead of the encoder's noisy ones (0: never, as DynaMight;
+    /// default: the second half of --n-epochs).
+    #[arg(long)]
+    decoder_refit_epochs: Option<usize>,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     #[arg(long, default_value_t = 15)]
     consensus_update_interval: usize,
@@ -175,6 +181,12 @@ impl Monitor for CliMonitor {
         if let Some(bar) = &self.bar {
             bar.inc(p.particles as u64);
             bar.set_message(format!("epoch {} half {} loss {:.4}", p.epoch + 1, p.half, p.loss));
+        }
+    }
+
+    fn refined(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("refining latents {done}/{total}"));
         }
     }
 
@@ -258,6 +270,11 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
             latent_refinement: LatentRefinement {
                 steps: args.latent_refinement_steps,
                 step_size: args.latent_refinement_step_size,
+            },
+            decoder_refit_epochs: if args.latent_refinement_steps > 0 {
+                args.decoder_refit_epochs.unwrap_or(args.n_epochs / 2)
+            } else {
+                0
             },
         },
         n_gaussians: args.n_gaussians,

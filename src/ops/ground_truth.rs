@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::geometry::ScatteredField;
+use crate::linalg::symmetric_eigen;
 use crate::ops::deformable_backprojection::{TileMotions, Tiling};
 use crate::ops::simulate::Source;
 use crate::training::TrainedModel;
@@ -101,6 +102,10 @@ pub struct MotionErrors {
     /// Cosine between learnt and true displacements over the moving domains (all particles
     /// and Gaussians as one vector): how well the motion's direction is learnt, whatever its size.
     pub cosine_moving: f64,
+    /// RMS error in the moving domains of the best affine read-out of the true displacements
+    /// from the latents (fitted on one half of the particles, scored on the other, both ways):
+    /// what the latents allow a decoder that is linear in them, whatever the decoder learnt.
+    pub readout_moving: f64,
 }
 
 /// Compares half `half`'s learnt deformations of `particles` with the true motion: at each
@@ -125,6 +130,7 @@ pub fn motion_errors(
     let mut error_sq = vec![0.0f64; ng];
     let mut error_sum = vec![[0.0f64; 3]; ng];
     let (mut learnt_sq, mut dot) = (vec![0.0f64; ng], vec![0.0f64; ng]);
+    let mut true_displacements = vec![0.0f32; particles.len() * ng * 3];
     for (row, &p) in particles.iter().enumerate() {
         let atoms = truth.atoms(p)?;
         let moved: Vec<[f32; 3]> = atoms
@@ -135,6 +141,7 @@ pub fn motion_errors(
         for (g, c) in centres.iter().enumerate() {
             let u = field.sample(&moved, *c);
             let v = &learnt[(row * ng + g) * 3..(row * ng + g) * 3 + 3];
+            true_displacements[(row * ng + g) * 3..(row * ng + g) * 3 + 3].copy_from_slice(&u);
             true_sq[g] += (0..3).map(|k| (u[k] as f64).powi(2)).sum::<f64>();
             error_sq[g] += (0..3).map(|k| (v[k] as f64 - u[k] as f64).powi(2)).sum::<f64>();
             (0..3).for_each(|k| error_sum[g][k] += v[k] as f64 - u[k] as f64);
@@ -166,12 +173,63 @@ pub fn motion_errors(
             let sum = |v: &[f64]| moving.iter().map(|&g| v[g]).sum::<f64>();
             sum(&dot) / (sum(&true_sq) * sum(&learnt_sq)).sqrt().max(f64::MIN_POSITIVE)
         },
+        readout_moving: affine_readout_error(&z, &true_displacements, &moving, ng),
         median_gaussian_error: {
             let mut e: Vec<f64> = error_sq.iter().map(|s| (s / count).sqrt()).collect();
             e.sort_by(f64::total_cmp);
             e.get(ng / 2).copied().unwrap_or(0.0)
         },
     })
+}
+
+/// RMS held-out error of the affine least-squares map from latents (`z`, one row per particle)
+/// to the displacements (`targets`, ng × 3 per particle) of the Gaussians `selected`: fitted on
+/// the even rows and scored on the odd ones, and the other way round.
+fn affine_readout_error(z: &[f32], targets: &[f32], selected: &[usize], ng: usize) -> f64 {
+    let rows = targets.len() / (ng * 3).max(1);
+    if rows < 2 || selected.is_empty() {
+        return f64::NAN;
+    }
+    let d = z.len() / rows;
+    let features = |r: usize| std::iter::once(1.0f64).chain(z[r * d..(r + 1) * d].iter().map(|&v| v as f64));
+    let outputs = selected.len() * 3;
+    let target = |r: usize, o: usize| targets[(r * ng + selected[o / 3]) * 3 + o % 3] as f64;
+    let (mut error, mut count) = (0.0f64, 0usize);
+    for fold in 0..2 {
+        let fit: Vec<usize> = (0..rows).filter(|r| r % 2 == fold).collect();
+        let k = d + 1;
+        let (mut gram, mut cross) = (vec![0.0f64; k * k], vec![0.0f64; k * outputs]);
+        for &r in &fit {
+            let x: Vec<f64> = features(r).collect();
+            for i in 0..k {
+                (0..k).for_each(|j| gram[i * k + j] += x[i] * x[j]);
+                (0..outputs).for_each(|o| cross[i * outputs + o] += x[i] * target(r, o));
+            }
+        }
+        // pseudo-inverse of the Gram matrix, so that constant latent dimensions do no harm
+        let (values, vectors) = symmetric_eigen(&gram, k);
+
+        let top = values.iter().copied().fold(0.0f64, f64::max);
+        let mut inverse = vec![0.0f64; k * k];
+        for (m, &value) in values.iter().enumerate() {
+            if value > 1e-9 * top {
+                for i in 0..k {
+                    (0..k)
+                        .for_each(|j| inverse[i * k + j] += vectors[i * k + m] * vectors[j * k + m] / value);
+                }
+            }
+        }
+        for r in (0..rows).filter(|r| r % 2 != fold) {
+            let x: Vec<f64> = features(r).collect();
+            let weights: Vec<f64> = (0..k).map(|i| (0..k).map(|j| inverse[i * k + j] * x[j]).sum()).collect();
+            for o in 0..outputs {
+                let predicted: f64 = (0..k).map(|i| weights[i] * cross[i * outputs + o]).sum();
+                error += (predicted - target(r, o)).powi(2);
+            }
+            count += selected.len();
+        }
+    }
+    (error / count.max(1) as f64).sqrt()
 }
 
 /// Where deformable backprojection puts each truly moved atom back, against its true
@@ -250,4 +308,35 @@ pub fn inverse_errors(
         forward: (forward / count).sqrt(),
         recovered: (recovered / count).sqrt(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::affine_readout_error;
+    use crate::rng::Rng;
+
+    /// Displacements affine in two of three latent dimensions (the third constant) are read out
+    /// exactly; added noise of known RMS is what remains (the fit's error on held-out rows is
+    /// the noise's, up to the few fitted parameters).
+    #[test]
+    fn affine_readout_recovers_an_affine_motion() {
+        let (rows, ng, d) = (400, 5, 3);
+        let mut rng = Rng::new(3);
+        let z: Vec<f32> = (0..rows * d).map(|i| if i % d == 2 { 0.5 } else { rng.normal() as f32 }).collect();
+        let exact = |noise: f32, rng: &mut Rng| -> Vec<f32> {
+            (0..rows * ng * 3)
+                .map(|i| {
+                    let (r, o) = (i / (ng * 3), i % (ng * 3));
+                    let (a, b) = (z[r * d], z[r * d + 1]);
+                    o as f32 * 0.3 + (1.0 + o as f32) * a - 2.0 * b + noise * rng.normal() as f32
+                })
+                .collect()
+        };
+        let selected = [0, 2, 4];
+        let clean = affine_readout_error(&z, &exact(0.0, &mut rng), &selected, ng);
+        assert!(clean < 1e-4, "{clean}");
+        let noisy = affine_readout_error(&z, &exact(0.5, &mut rng), &selected, ng);
+        // three components of noise 0.5 per Gaussian
+        assert!((noisy - 0.5 * 3f64.sqrt()).abs() < 0.04, "{noisy}");
+    }
 }

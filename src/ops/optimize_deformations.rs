@@ -160,6 +160,8 @@ pub trait Monitor {
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _particles: usize) {}
     /// A line for the user.
     fn message(&mut self, _text: &str) {}
+    /// Latents of `done` of `total` particles refined on their images.
+    fn refined(&mut self, _done: usize, _total: usize) {}
     /// Whether to stop now (e.g. RELION's abort file).
     fn abort(&mut self) -> bool {
         false
@@ -283,6 +285,13 @@ pub fn optimize_deformations(
     let per_epoch = trainer.set.len() - trainer.set.validation.iter().filter(|&&v| v).count();
     while !trainer.finished() {
         monitor.epoch_start(trainer.epoch, trainer.options.n_epochs, per_epoch);
+        if trainer.refit_due() {
+            monitor.message(&format!(
+                "epoch {:>3}: every particle's latent refined on its image; the decoder now refits on these",
+                trainer.epoch + 1
+            ));
+            refine_with_progress(&mut trainer, monitor, Trainer::prepare_refit)?;
+        }
         let records = trainer.run_epoch(&mut |p| {
             monitor.batch(p);
             !monitor.abort()
@@ -321,11 +330,24 @@ pub fn optimize_deformations(
     } else {
         "latents: every particle encoded by its half's encoder".to_string()
     });
-    trainer.infer_latents(&mut |_| {})?;
+    refine_with_progress(&mut trainer, monitor, Trainer::infer_latents)?;
     trainer.save(&layout.final_checkpoint(), &inputs)?;
     trainer.save(&layout.checkpoint(trainer.epoch), &inputs)?;
     write_results(&layout, &trainer, &table, map, star)?;
     Ok(Outcome::Finished)
+}
+
+/// Runs a pass of latent refinement over every particle, telling `monitor` how far it is.
+fn refine_with_progress(
+    trainer: &mut Trainer,
+    monitor: &mut dyn Monitor,
+    pass: fn(&mut Trainer, &mut dyn FnMut(usize)) -> Result<()>,
+) -> Result<()> {
+    let (total, mut done) = (trainer.set.len(), 0);
+    pass(trainer, &mut |b| {
+        done += b;
+        monitor.refined(done, total);
+    })
 }
 
 /// The inputs a checkpoint records (absolute paths), so that later commands find them.
@@ -498,7 +520,7 @@ fn latent_scatter(trainer: &Trainer) -> LineChart {
 /// rendered, CTF-modulated models.
 fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
     use crate::fft::{Complex32, Fft2, origin_to_image_centre};
-    use crate::training::evaluate_batch;
+    use crate::training::{Latents, evaluate_batch};
     let members: Vec<usize> = trainer.set.members(1, false).into_iter().take(6).collect();
     if members.is_empty() {
         return Ok(());
@@ -519,7 +541,12 @@ fn particle_gallery(trainer: &mut Trainer, path: &Path) -> Result<()> {
         remover.as_ref(),
     );
     let shells = crate::imaging::half_plane_shells(m);
-    evaluate_batch(half, &batch, &ctx, deforming, &mut work, None, &shells)?;
+    // the latents the last epoch used or found (a batch's encoder means, or refined ones)
+    let d = trainer.latent();
+    let z: Vec<f32> =
+        members.iter().flat_map(|&i| trainer.latents[i * d..(i + 1) * d].iter().copied()).collect();
+    let latents = if deforming { Latents::Given(&z) } else { Latents::Consensus };
+    evaluate_batch(half, &batch, &ctx, latents, &mut work, None, &shells)?;
     let mut rendered = vec![0.0f32; members.len() * m * m];
     crate::imaging::splat::project_batch(
         &work.deformed()[..members.len() * ng * 3],

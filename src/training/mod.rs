@@ -9,11 +9,16 @@
 //!   and the image scale fit the data.
 //! - Then every batch steps the encoder, decoder and consensus on the data term, the elastic
 //!   term weighted by λ (factor × ratio of the data to the elastic gradient norms, with respect
-//!   to the deformed positions, of the whitened training loss, from the previous epoch) and
-//!   the KL term (β = kld-factor / box²).
+//!   to the decoder's weights, of the whitened training loss, from the previous epoch) and
+//!   the KL term (β = kld-factor / box²). λ is balanced in the epochs over which β ramps up,
+//!   then held (see [`TrainOptions::lambda_balanced`]).
 //! - Every `consensus_update_interval` epochs, the consensus is replaced by the mean deformed
 //!   model of the least-deformed particles, rigidly registered onto the input map's frame (the
 //!   Gaussians fitted to it), so both halves stay in that frame.
+//! - The last `decoder_refit_epochs` epochs refit the decoder: every particle's latent is first
+//!   refined on its own image (as after training), then the decoder and consensus train on
+//!   these fixed latents instead of the encoder's samples. The encoder memorises its images at
+//!   low SNR, and a decoder fitted to its noisy latents learns a shrunk, blended motion.
 
 pub mod data;
 pub mod half;
@@ -24,8 +29,8 @@ pub mod trainer;
 pub use data::{Batch, ImageSource, Loader, ParticleSet};
 pub use half::{HalfModel, LearningRates};
 pub use step::{
-    BatchFigures, LatentPrior, LatentRefinement, Phase, StepContext, Work, evaluate_batch, refine_latents,
-    train_batch,
+    BatchFigures, LatentGuess, LatentPrior, LatentRefinement, Latents, Phase, StepContext, Work,
+    evaluate_batch, refine_latents, train_batch,
 };
 pub use trained::{RunInputs, TrainedModel};
 pub use trainer::{

@@ -75,12 +75,28 @@ impl<'a> StepContext<'a> {
 }
 
 /// Stage of training for a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Phase<'a> {
     /// No deformation: only the consensus Gaussians and the image scale train.
     Warmup,
     /// Encoder, decoder and consensus train on data, elastic and KL terms.
     Deform,
+    /// Decoder and consensus train on data and elastic terms with these latents (B × latent),
+    /// refined on each particle's own image; the encoder rests.
+    Refit(&'a [f32]),
+}
+
+/// Where the latents of a forward pass come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latents<'a> {
+    /// No deformation: every particle is the consensus.
+    Consensus,
+    /// The encoder's mean.
+    Mean,
+    /// The encoder's mean plus its standard deviation times noise drawn from this seed.
+    Sample(u64),
+    /// These (B × latent).
+    Given(&'a [f32]),
 }
 
 /// Figures of one batch.
@@ -153,24 +169,32 @@ impl Work {
     }
 }
 
-/// Encodes the batch and decodes deformed positions (Å) into `work.deformed`, with z = μ + σ·ε
-/// when `epsilon_seed` is given, else z = μ.
+/// Sets `work.z` as `latents` says (encoding the batch unless they are given; `work.mean` holds
+/// the mean or the given latents) and decodes deformed positions (Å) into `work.deformed`.
 fn deform(
     half: &HalfModel,
     batch: &Batch,
     ctx: &StepContext,
-    epsilon_seed: Option<u64>,
+    latents: Latents,
     work: &mut Work,
-) -> EncoderCache {
+) -> Option<EncoderCache> {
     let b = batch.indices.len();
-    let cache = half.encoder.forward(&batch.images, b, &mut work.mean, &mut work.log_variance);
-    match epsilon_seed {
-        Some(seed) => {
+    let cache = match latents {
+        Latents::Given(z) => {
+            work.mean.copy_from_slice(z);
+            work.z.copy_from_slice(z);
+            None
+        }
+        _ => Some(half.encoder.forward(&batch.images, b, &mut work.mean, &mut work.log_variance)),
+    };
+    match latents {
+        Latents::Sample(seed) => {
             let mut rng = Rng::new(seed);
             work.epsilon.iter_mut().for_each(|e| *e = rng.normal() as f32);
             reparameterise(&work.mean, &work.log_variance, &work.epsilon, &mut work.z);
         }
-        None => work.z.copy_from_slice(&work.mean),
+        Latents::Mean => work.z.copy_from_slice(&work.mean),
+        Latents::Given(_) | Latents::Consensus => {}
     }
     decode_positions(half, ctx, work);
     cache
@@ -298,18 +322,19 @@ fn displacement_per_particle(work: &Work, ng: usize, box_length: f32) -> Vec<f64
         .collect()
 }
 
-/// Forward only, with z = μ: per-particle losses, latents and displacements; residual
-/// spectra are added to `noise`.
+/// Forward only, with `latents` (not sampled): per-particle losses, latents and displacements;
+/// residual spectra are added to `noise`.
 pub fn evaluate_batch(
     half: &HalfModel,
     batch: &Batch,
     ctx: &StepContext,
-    deformation: bool,
+    latents: Latents,
     work: &mut Work,
     noise: Option<&mut NoiseSpectrum>,
     shells: &[u32],
 ) -> Result<BatchFigures> {
-    let (mut figures, _) = positions_for(half, batch, ctx, deformation.then_some(None), work);
+    debug_assert!(!matches!(latents, Latents::Sample(_)), "evaluation does not sample");
+    let (mut figures, _) = positions_for(half, batch, ctx, latents, work);
     let b = batch.indices.len();
     let (losses, _) = render_and_compare(half, batch, ctx, false, work, noise, shells)?;
     figures.data = losses.iter().sum::<f64>() / b as f64;
@@ -317,30 +342,26 @@ pub fn evaluate_batch(
     Ok(figures)
 }
 
-/// Fills `work.deformed` for the batch: decoded with `sampling` (`Some(seed)`: z sampled with
-/// that seed; `Some(None)`: z = μ), or the consensus itself when `sampling` is `None`.
+/// Fills `work.deformed` for the batch: decoded from `latents`, or the consensus itself.
 fn positions_for(
     half: &HalfModel,
     batch: &Batch,
     ctx: &StepContext,
-    sampling: Option<Option<u64>>,
+    latents: Latents,
     work: &mut Work,
 ) -> (BatchFigures, Option<EncoderCache>) {
     let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
     work.resize(half, b, n);
     let mut figures = BatchFigures::default();
-    let cache = match sampling {
-        Some(seed) => {
-            let cache = deform(half, batch, ctx, seed, work);
-            figures.latents = work.mean.clone();
-            figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
-            Some(cache)
-        }
-        None => {
-            broadcast_consensus(half, work, b);
-            figures.displacement = vec![0.0; b];
-            None
-        }
+    let cache = if latents == Latents::Consensus {
+        broadcast_consensus(half, work, b);
+        figures.displacement = vec![0.0; b];
+        None
+    } else {
+        let cache = deform(half, batch, ctx, latents, work);
+        figures.latents = work.mean.clone();
+        figures.displacement = displacement_per_particle(work, ng, ctx.box_length);
+        cache
     };
     (figures, cache)
 }
@@ -368,8 +389,13 @@ pub fn train_batch(
     shells: &[u32],
 ) -> Result<BatchFigures> {
     let (b, ng, n) = (batch.indices.len(), half.consensus.len(), ctx.loss.box_size());
-    let deforming = phase == Phase::Deform;
-    let (mut figures, cache) = positions_for(half, batch, ctx, deforming.then_some(Some(epsilon_seed)), work);
+    let latents = match phase {
+        Phase::Warmup => Latents::Consensus,
+        Phase::Deform => Latents::Sample(epsilon_seed),
+        Phase::Refit(z) => Latents::Given(z),
+    };
+    let deforming = phase != Phase::Warmup;
+    let (mut figures, cache) = positions_for(half, batch, ctx, latents, work);
     let (losses, d_log_scale) = render_and_compare(half, batch, ctx, true, work, None, shells)?;
     figures.data = losses.iter().sum::<f64>() / b as f64;
     figures.losses = losses;
@@ -457,20 +483,27 @@ pub fn train_batch(
         for (dd, &e) in work.d_deformed.iter_mut().zip(&work.d_elastic) {
             *dd += lambda * e;
         }
-        let (mut d_mean, mut d_log_variance) = (vec![0.0f32; b * d], vec![0.0f32; b * d]);
-        reparameterise_backward(&work.log_variance, &work.epsilon, &d_z, &mut d_mean, &mut d_log_variance);
-        figures.kl = kl_divergence(
-            &work.mean,
-            &work.log_variance,
-            b,
-            ctx.kl_weight,
-            ctx.kl_free_nats,
-            &mut d_mean,
-            &mut d_log_variance,
-        );
-        let cache = cache.expect("encoded while deforming");
-        let encoder_grads = half.encoder.backward(&cache, &d_mean, &d_log_variance);
-        half.step_encoder(&encoder_grads);
+        if let Some(cache) = cache {
+            let (mut d_mean, mut d_log_variance) = (vec![0.0f32; b * d], vec![0.0f32; b * d]);
+            reparameterise_backward(
+                &work.log_variance,
+                &work.epsilon,
+                &d_z,
+                &mut d_mean,
+                &mut d_log_variance,
+            );
+            figures.kl = kl_divergence(
+                &work.mean,
+                &work.log_variance,
+                b,
+                ctx.kl_weight,
+                ctx.kl_free_nats,
+                &mut d_mean,
+                &mut d_log_variance,
+            );
+            let encoder_grads = half.encoder.backward(&cache, &d_mean, &d_log_variance);
+            half.step_encoder(&encoder_grads);
+        }
         half.step_decoder(&decoder_grads);
         let inv = 1.0 / ctx.box_length;
         d_positions.iter_mut().zip(&d_positions_box).for_each(|(p, &g)| *p += g * inv);
@@ -514,17 +547,19 @@ pub fn close_lambda_epoch(half: &mut HalfModel) {
     half.norm_sums = [0.0; 2];
 }
 
-/// Per particle, the start of refinement: its encoder mean (in `work.z`) or the prior's probe
-/// with the lowest negative log-posterior. An image the encoder never trained on can have a
-/// mean far from its optimum, in another valley than Adam's few steps can leave.
+/// Per particle, the start of refinement: its encoder mean (in `work.z`), its latent so far
+/// or the prior's probe with the lowest negative log-posterior. An image the
+/// encoder never trained on can have a mean far from its optimum, in another valley than
+/// Adam's few steps can leave.
 fn best_start(
     half: &HalfModel,
     batch: &Batch,
     ctx: &StepContext,
-    prior: &LatentPrior,
+    guess: LatentGuess,
     work: &mut Work,
     shells: &[u32],
 ) -> Result<Vec<f32>> {
+    let prior = guess.prior;
     let d = prior.mean.len();
     let n = ctx.loss.box_size();
     // losses are Σ W·|r|² / n² per particle; the negative log-likelihood counts half the plane
@@ -535,15 +570,22 @@ fn best_start(
     };
     let (losses, _) = render_and_compare(half, batch, ctx, false, work, None, shells)?;
     let mut best = score(&losses, &starts);
-    for probe in prior.probes.chunks_exact(d) {
-        work.z.chunks_exact_mut(d).for_each(|z| z.copy_from_slice(probe));
+    let b = batch.indices.len();
+    let candidates = guess.so_far.into_iter().chain(prior.probes.chunks_exact(d));
+    for candidate in candidates {
+        let per_particle = candidate.len() == b * d;
+        for (row, z) in work.z.chunks_exact_mut(d).enumerate() {
+            z.copy_from_slice(if per_particle { &candidate[row * d..(row + 1) * d] } else { candidate });
+        }
         decode_positions(half, ctx, work);
         let (losses, _) = render_and_compare(half, batch, ctx, false, work, None, shells)?;
         let scores = score(&losses, &work.z);
-        for ((b, s), start) in best.iter_mut().zip(scores).zip(starts.chunks_exact_mut(d)) {
+        for (((b, s), start), z) in
+            best.iter_mut().zip(scores).zip(starts.chunks_exact_mut(d)).zip(work.z.chunks_exact(d))
+        {
             if s < *b {
                 *b = s;
-                start.copy_from_slice(probe);
+                start.copy_from_slice(z);
             }
         }
     }
@@ -631,6 +673,15 @@ impl LatentPrior {
     }
 }
 
+/// What latent refinement knows of a batch before it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct LatentGuess<'a> {
+    /// The half's prior over latents.
+    pub prior: &'a LatentPrior,
+    /// Each particle's latent so far (B × latent), one more start besides the encoder's mean.
+    pub so_far: Option<&'a [f32]>,
+}
+
 /// The mean, and the mean ± 1.5 `spreads[k]` along each unit axis k (rows of `axes`).
 fn probes(mean: &[f32], axes: &[f32], spreads: &[f32]) -> Vec<f32> {
     let d = mean.len();
@@ -643,7 +694,8 @@ fn probes(mean: &[f32], axes: &[f32], spreads: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The latent of every particle of `batch`, refined from its encoder mean by Adam on its own
+/// The latent of every particle of `batch`, refined from its best start (see `best_start`:
+/// its encoder mean, its latent so far or a probe of the prior) by Adam on its own
 /// negative log-likelihood under the whitened Gaussian noise model, ½·Σ_k W_k·|C_k·X_k − Y_k|²
 /// over independent Fourier coefficients, plus `prior`. The encoder, amortised over the data
 /// set, memorises its training images at low SNR and cannot reach each image's own optimum;
@@ -656,13 +708,14 @@ pub fn refine_latents(
     batch: &Batch,
     ctx: &StepContext,
     refinement: LatentRefinement,
-    prior: &LatentPrior,
+    guess: LatentGuess,
     work: &mut Work,
     shells: &[u32],
 ) -> Result<Vec<f32>> {
     let (b, n) = (batch.indices.len(), ctx.loss.box_size());
-    let _ = positions_for(half, batch, ctx, Some(None), work);
-    let mut z = best_start(half, batch, ctx, prior, work, shells)?;
+    let prior = guess.prior;
+    let _ = positions_for(half, batch, ctx, Latents::Mean, work);
+    let mut z = best_start(half, batch, ctx, guess, work, shells)?;
     let mut d_z = vec![0.0f32; z.len()];
     let (mut first, mut second) = (vec![0.0f32; z.len()], vec![0.0f32; z.len()]);
     let (beta1, beta2) = (0.9f32, 0.999f32);
@@ -694,6 +747,70 @@ pub fn refine_latents(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imaging::splat::View;
+    use crate::imaging::{flat_weights, half_plane_shells};
+    use crate::model::GaussianModel;
+    use crate::nn::{DecoderConfig, EncoderConfig};
+    use crate::training::LearningRates;
+
+    /// A refit step decodes the given latents and steps the decoder, not the encoder; a
+    /// deforming step steps both.
+    #[test]
+    fn a_refit_step_trains_the_decoder_on_the_given_latents_alone() {
+        let (n, b, latent) = (16, 2, 2);
+        let positions: Vec<f32> =
+            (0..8).flat_map(|i| [i & 1, (i >> 1) & 1, i >> 2]).map(|v| v as f32 * 8.0 - 4.0).collect();
+        let consensus =
+            GaussianModel { positions, amplitudes: vec![1.0; 8], widths: vec![2.0; 8], bonds: Vec::new() };
+        let encoder = EncoderConfig { box_size: n, latent, hidden: [8, 4] };
+        let decoder = DecoderConfig { latent, frequencies: 2, width: 8, depth: 2, box_size: n };
+        let mut half = HalfModel::new(consensus, encoder, decoder, &LearningRates::default(), 1);
+        let mut rng = Rng::new(2);
+        let hm = (n / 2 + 1) * n;
+        let identity = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        let batch = Batch {
+            indices: (0..b).collect(),
+            spectra: (0..b * hm).map(|_| Complex32::new(rng.normal() as f32, rng.normal() as f32)).collect(),
+            images: (0..b * n * n).map(|_| rng.normal() as f32).collect(),
+            ctf: vec![1.0; b * hm],
+            views: vec![View { rotation: identity, shift_px: [0.0, 0.0], pixel_size: 2.0 }; b],
+        };
+        let loss = FourierLoss::new(n, flat_weights(n, (n / 2) as f64));
+        let graph = NeighbourGraph::dynamight(&half.consensus.points());
+        let ctx = StepContext {
+            graph: &graph,
+            kl_weight: 1e-3,
+            fixed_lambda: Some(1e-3),
+            min_width: 0.5,
+            train_positions: true,
+            ..StepContext::forward_only(&loss, None, 32.0, None)
+        };
+        let shells = half_plane_shells(n);
+        let mut work = Work::default();
+        let z = [0.5f32, -1.0, 1.5, 0.3];
+        let encoder_before = half.encoder.first.weight.clone();
+        let decoder_before = half.decoder.last.weight.clone();
+        for _ in 0..2 {
+            let f = train_batch(&mut half, &batch, &ctx, Phase::Refit(&z), 7, &mut work, &shells).unwrap();
+            assert_eq!(f.latents, z);
+            assert_eq!(f.kl, 0.0);
+        }
+        assert_eq!(half.encoder.first.weight, encoder_before, "the encoder rests");
+        assert_ne!(half.decoder.last.weight, decoder_before, "the decoder trains");
+        // the deformation is the decoder's at the given latents
+        let _ = evaluate_batch(&half, &batch, &ctx, Latents::Given(&z), &mut work, None, &shells).unwrap();
+        let mut delta = vec![0.0f32; b * 8 * 3];
+        let inside: Vec<f32> = half.consensus.positions.iter().map(|&p| p / 32.0).collect();
+        half.decoder.forward(&inside, &z, None, &mut delta);
+        for (k, (&x, &d)) in work.deformed().iter().zip(&delta).enumerate() {
+            let want = half.consensus.positions[k % 24] + d * 32.0;
+            assert!((x - want).abs() < 1e-5, "{x} vs {want}");
+        }
+        assert!(delta.iter().any(|&d| d != 0.0));
+        let f = train_batch(&mut half, &batch, &ctx, Phase::Deform, 7, &mut work, &shells).unwrap();
+        assert!(f.kl > 0.0);
+        assert_ne!(half.encoder.first.weight, encoder_before, "a deforming step trains the encoder");
+    }
 
     #[test]
     fn fitted_prior_inverts_the_sample_covariance() {

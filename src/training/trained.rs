@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::data::{Batch, Loader, ParticleSet};
 use super::half::{HalfModel, LearningRates};
-use super::step::{LatentPrior, LatentRefinement, StepContext, Work, refine_latents};
+use super::step::{LatentGuess, LatentPrior, LatentRefinement, StepContext, Work, refine_latents};
 use super::trainer::{CheckpointHeader, read_checkpoint};
 use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
@@ -211,7 +211,13 @@ impl TrainedModel {
             loader.fill(set, chunk, &mut batch)?;
             if refinement.steps > 0 {
                 out.copy_from_slice(&refine_latents(
-                    model, &batch, &ctx, refinement, &prior, &mut work, &shells,
+                    model,
+                    &batch,
+                    &ctx,
+                    refinement,
+                    LatentGuess { prior: &prior, so_far: None },
+                    &mut work,
+                    &shells,
                 )?);
             } else {
                 let mut log_variance = vec![0.0f32; out.len()];

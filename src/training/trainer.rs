@@ -17,8 +17,8 @@ use crate::{Error, Result};
 use super::data::{Batch, Loader, ParticleSet};
 use super::half::{HalfModel, LearningRates};
 use super::step::{
-    BatchFigures, LatentPrior, LatentRefinement, Phase, StepContext, Work, close_lambda_epoch,
-    evaluate_batch, refine_latents, train_batch,
+    BatchFigures, LatentGuess, LatentPrior, LatentRefinement, Latents, Phase, StepContext, Work,
+    close_lambda_epoch, evaluate_batch, refine_latents, train_batch,
 };
 use super::trained::TrainedModel;
 
@@ -69,9 +69,29 @@ pub struct TrainOptions {
     pub seed: u64,
     /// How the final latents are refined per particle after training.
     pub latent_refinement: LatentRefinement,
+    /// The last epochs that train the decoder on refined, fixed latents (see the module's
+    /// schedule; at least one epoch of the encoder comes before them).
+    pub decoder_refit_epochs: usize,
 }
 
 impl TrainOptions {
+    /// Whether `epoch` balances λ (the deforming epochs while the KL weight ramps up); later
+    /// epochs keep the last λ. Balanced on, λ would grow without end: as the decoder learns
+    /// motions that stretch few edges, the elastic gradient per Å of motion falls, λ rises to
+    /// restore the balance, and it suppresses the motion (seen: ×200 over 50 epochs, the
+    /// moving domains' motion shrunk).
+    pub fn lambda_balanced(&self, epoch: usize) -> bool {
+        epoch < self.warmup_epochs + self.kld_ramp_epochs.max(1)
+    }
+
+    /// The first epoch that refits the decoder on refined latents (`n_epochs` when none does).
+    pub fn refit_start(&self) -> usize {
+        if self.decoder_refit_epochs == 0 {
+            return self.n_epochs;
+        }
+        self.n_epochs.saturating_sub(self.decoder_refit_epochs).max(self.warmup_epochs + 1)
+    }
+
     /// The fraction of β in `epoch`: 0 in the first deforming epoch, rising linearly to 1 over
     /// `kld_ramp_epochs`. Without it Adam, which scales steps by gradient size alone, lets the
     /// KL term collapse a half's posterior before the weak data gradient of a low-SNR dataset
@@ -105,6 +125,7 @@ impl Default for TrainOptions {
             rates: LearningRates::default(),
             seed: 0,
             latent_refinement: LatentRefinement::default(),
+            decoder_refit_epochs: 25,
         }
     }
 }
@@ -210,7 +231,8 @@ pub struct Trainer {
     pub active: Option<Vec<bool>>,
     /// Epochs completed.
     pub epoch: usize,
-    /// Latent mean of every particle (P × latent), from its own half's encoder, as last seen.
+    /// Latent of every particle (P × latent) as last seen: its own half's encoder mean, or,
+    /// from the decoder refit on, its refined latent.
     pub latents: Vec<f32>,
     /// Figures of every epoch so far.
     pub history: Vec<EpochRecord>,
@@ -219,6 +241,8 @@ pub struct Trainer {
     work: Work,
     batch: Batch,
     shells: Vec<u32>,
+    /// Whether the latents were refined for the decoder refit in this process.
+    refit_ready: bool,
 }
 
 /// A hash of what the particles are: image names, poses and origins.
@@ -277,6 +301,7 @@ impl Trainer {
             fingerprint,
             work: Work::default(),
             batch: Batch::default(),
+            refit_ready: false,
             shells: half_plane_shells(m),
         }
     }
@@ -310,6 +335,7 @@ impl Trainer {
         progress: &mut dyn FnMut(BatchProgress) -> bool,
     ) -> Result<Option<Vec<EpochRecord>>> {
         let epoch = self.epoch;
+        self.prepare_refit(&mut |_| {})?;
         let mut records = Vec::new();
         for h in 0..2 {
             match self.run_half_epoch(epoch, h, progress)? {
@@ -332,7 +358,8 @@ impl Trainer {
         let half_id = h as u8 + 1;
         let o = self.options.clone();
         let deforming = epoch >= o.warmup_epochs;
-        let phase = if deforming { Phase::Deform } else { Phase::Warmup };
+        let refit = epoch >= o.refit_start();
+        let balancing = o.lambda_balanced(epoch);
         let mut members = self.set.members(half_id, false);
         shuffle(&mut members, &mut Rng::keyed(o.seed, &[epoch as u64, half_id as u64, 1]));
         let points = self.halves[h].consensus.points();
@@ -359,10 +386,19 @@ impl Trainer {
         };
         let (mut data, mut kl, mut elastic, mut squared, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
         let mut pool: Vec<(f64, usize)> = Vec::new();
+        let mut given = Vec::new();
         for (k, chunk) in members.chunks(o.batch_size.max(1)).enumerate() {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
             let seed = Rng::keyed(o.seed, &[epoch as u64, half_id as u64, 2, k as u64]).next_u64();
-            ctx.measure_norms = k % NORM_SAMPLING == 0;
+            ctx.measure_norms = balancing && k % NORM_SAMPLING == 0;
+            let phase = if refit {
+                self.gather_latents(chunk, &mut given);
+                Phase::Refit(&given)
+            } else if deforming {
+                Phase::Deform
+            } else {
+                Phase::Warmup
+            };
             let f: BatchFigures = train_batch(
                 &mut self.halves[h],
                 &self.batch,
@@ -390,7 +426,7 @@ impl Trainer {
                 return Ok(None);
             }
         }
-        if deforming {
+        if deforming && balancing {
             close_lambda_epoch(&mut self.halves[h]);
         }
         let validation = self.validate(h, epoch, &ctx)?;
@@ -430,14 +466,22 @@ impl Trainer {
         let deforming = epoch >= o.warmup_epochs;
         let mut noise = NoiseSpectrum::new(self.set.box_size());
         let latent = self.latent();
+        let refit = epoch >= o.refit_start();
         let (mut total, mut count) = (0.0, 0usize);
+        let mut given = Vec::new();
         for chunk in members.chunks(o.batch_size.max(1)) {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
+            self.gather_latents(chunk, &mut given);
+            let latents = match (deforming, refit) {
+                (false, _) => Latents::Consensus,
+                (true, false) => Latents::Mean,
+                (true, true) => Latents::Given(&given),
+            };
             let f = evaluate_batch(
                 &self.halves[h],
                 &self.batch,
                 ctx,
-                deforming,
+                latents,
                 &mut self.work,
                 Some(&mut noise),
                 &self.shells,
@@ -473,10 +517,21 @@ impl Trainer {
         let ng = self.reference.len();
         let mut mean = vec![0.0f64; ng * 3];
         let indices: Vec<usize> = pool.iter().map(|&(_, i)| i).collect();
+        let refit = self.epoch >= self.options.refit_start();
+        let mut given = Vec::new();
         for chunk in indices.chunks(self.options.batch_size.max(1)) {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
-            let _ =
-                evaluate_batch(&self.halves[h], &self.batch, ctx, true, &mut self.work, None, &self.shells)?;
+            self.gather_latents(chunk, &mut given);
+            let latents = if refit { Latents::Given(&given) } else { Latents::Mean };
+            let _ = evaluate_batch(
+                &self.halves[h],
+                &self.batch,
+                ctx,
+                latents,
+                &mut self.work,
+                None,
+                &self.shells,
+            )?;
             for x in self.work.deformed().chunks_exact(ng * 3).take(chunk.len()) {
                 mean.iter_mut().zip(x).for_each(|(m, &v)| *m += v as f64);
             }
@@ -498,60 +553,90 @@ impl Trainer {
         Ok((moved / ng as f64).sqrt())
     }
 
+    /// Whether the next epoch is the first of the decoder refit, whose latents are still to be
+    /// refined (see [`Trainer::prepare_refit`]).
+    pub fn refit_due(&self) -> bool {
+        !self.refit_ready && self.epoch == self.options.refit_start() && !self.finished()
+    }
+
+    /// Before the first epoch of the decoder refit, refines every particle's latent on its
+    /// image ([`Trainer::infer_latents`]); `progress` hears of every batch. Nothing otherwise
+    /// ([`Trainer::run_epoch`] calls it too).
+    ///
+    /// # Errors
+    /// Unreadable images, or a non-finite loss.
+    pub fn prepare_refit(&mut self, progress: &mut dyn FnMut(usize)) -> Result<()> {
+        if self.refit_due() {
+            self.infer_latents(progress)?;
+            self.refit_ready = true;
+        }
+        Ok(())
+    }
+
     /// The latent of every particle from its own half's model (a pass over all images): the
     /// encoder's mean, refined on the particle's own image as `options.latent_refinement` says
-    /// (see [`refine_latents`]).
+    /// (see [`refine_latents`]; its latent so far is one more start).
     ///
     /// # Errors
     /// Unreadable images, or a non-finite loss.
     pub fn infer_latents(&mut self, progress: &mut dyn FnMut(usize)) -> Result<()> {
+        for h in 0..2 {
+            self.refine_half_latents(h, progress)?;
+        }
+        Ok(())
+    }
+
+    /// [`Trainer::infer_latents`] for the particles of half `h`.
+    fn refine_half_latents(&mut self, h: usize, progress: &mut dyn FnMut(usize)) -> Result<()> {
         let latent = self.latent();
         let bs = self.options.batch_size.max(1);
         let refinement = self.options.latent_refinement;
-        for h in 0..2 {
-            let members: Vec<usize> =
-                (0..self.set.len()).filter(|&i| self.set.halves[i] == h as u8 + 1).collect();
-            let loss = self.loss_of(h);
-            // the prior: the spread of the encoder's means over the particles it trained on
-            let trained: Vec<f32> = self
-                .set
-                .members(h as u8 + 1, false)
-                .iter()
-                .flat_map(|&i| self.latents[i * latent..(i + 1) * latent].iter().copied())
-                .collect();
-            let prior = LatentPrior::fit(&trained, latent);
-            let remover = self.rigid_motion_remover(h);
-            let active = self.active.clone();
-            let box_length = self.set.box_length() as f32;
-            let ctx = StepContext::forward_only(&loss, active.as_deref(), box_length, remover.as_ref());
-            for chunk in members.chunks(bs) {
-                self.loader.fill(&self.set, chunk, &mut self.batch)?;
-                let b = chunk.len();
-                let mut mean = vec![0.0f32; b * latent];
-                if refinement.steps > 0 {
-                    let half = &self.halves[h];
-                    mean = refine_latents(
-                        half,
-                        &self.batch,
-                        &ctx,
-                        refinement,
-                        &prior,
-                        &mut self.work,
-                        &self.shells,
-                    )?;
-                } else {
-                    let mut log_variance = vec![0.0f32; b * latent];
-                    let _ =
-                        self.halves[h].encoder.forward(&self.batch.images, b, &mut mean, &mut log_variance);
-                }
-                for (j, &i) in chunk.iter().enumerate() {
-                    self.latents[i * latent..(i + 1) * latent]
-                        .copy_from_slice(&mean[j * latent..(j + 1) * latent]);
-                }
-                progress(b);
+        let members: Vec<usize> =
+            (0..self.set.len()).filter(|&i| self.set.halves[i] == h as u8 + 1).collect();
+        let loss = self.loss_of(h);
+        // the prior: the spread of the latents of the particles the half trained on
+        let mut trained = Vec::new();
+        self.gather_latents(&self.set.members(h as u8 + 1, false), &mut trained);
+        let prior = LatentPrior::fit(&trained, latent);
+        let remover = self.rigid_motion_remover(h);
+        let active = self.active.clone();
+        let box_length = self.set.box_length() as f32;
+        let ctx = StepContext::forward_only(&loss, active.as_deref(), box_length, remover.as_ref());
+        let mut so_far = Vec::new();
+        for chunk in members.chunks(bs) {
+            self.loader.fill(&self.set, chunk, &mut self.batch)?;
+            let b = chunk.len();
+            let mut mean = vec![0.0f32; b * latent];
+            if refinement.steps > 0 {
+                self.gather_latents(chunk, &mut so_far);
+                let half = &self.halves[h];
+                mean = refine_latents(
+                    half,
+                    &self.batch,
+                    &ctx,
+                    refinement,
+                    LatentGuess { prior: &prior, so_far: Some(&so_far) },
+                    &mut self.work,
+                    &self.shells,
+                )?;
+            } else {
+                let mut log_variance = vec![0.0f32; b * latent];
+                let _ = self.halves[h].encoder.forward(&self.batch.images, b, &mut mean, &mut log_variance);
             }
+            for (j, &i) in chunk.iter().enumerate() {
+                self.latents[i * latent..(i + 1) * latent]
+                    .copy_from_slice(&mean[j * latent..(j + 1) * latent]);
+            }
+            progress(b);
         }
         Ok(())
+    }
+
+    /// The latents of `particles` (rows), into `out`.
+    fn gather_latents(&self, particles: &[usize], out: &mut Vec<f32>) {
+        let d = self.latent();
+        out.clear();
+        out.extend(particles.iter().flat_map(|&i| self.latents[i * d..(i + 1) * d].iter().copied()));
     }
 
     /// Without a mask, half `h`'s deformations are kept free of global rigid motion (see
@@ -710,6 +795,7 @@ impl Trainer {
             fingerprint,
             work: Work::default(),
             batch: Batch::default(),
+            refit_ready: false,
         })
     }
 }
