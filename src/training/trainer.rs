@@ -92,6 +92,18 @@ impl TrainOptions {
         self.n_epochs.saturating_sub(self.decoder_refit_epochs).max(self.warmup_epochs + 1)
     }
 
+    /// The latents a forward pass without training uses in `epoch`: none in the warm-up, the
+    /// encoder's means, or from the refit on the particles' refined latents (`so_far`).
+    pub fn evaluation_latents<'a>(&self, epoch: usize, so_far: &'a [f32]) -> Latents<'a> {
+        if epoch < self.warmup_epochs {
+            Latents::Consensus
+        } else if epoch >= self.refit_start() {
+            Latents::Given(so_far)
+        } else {
+            Latents::Mean
+        }
+    }
+
     /// The fraction of β in `epoch`: 0 in the first deforming epoch, rising linearly to 1 over
     /// `kld_ramp_epochs`. Without it Adam, which scales steps by gradient size alone, lets the
     /// KL term collapse a half's posterior before the weak data gradient of a low-SNR dataset
@@ -466,17 +478,12 @@ impl Trainer {
         let deforming = epoch >= o.warmup_epochs;
         let mut noise = NoiseSpectrum::new(self.set.box_size());
         let latent = self.latent();
-        let refit = epoch >= o.refit_start();
         let (mut total, mut count) = (0.0, 0usize);
         let mut given = Vec::new();
         for chunk in members.chunks(o.batch_size.max(1)) {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
             self.gather_latents(chunk, &mut given);
-            let latents = match (deforming, refit) {
-                (false, _) => Latents::Consensus,
-                (true, false) => Latents::Mean,
-                (true, true) => Latents::Given(&given),
-            };
+            let latents = o.evaluation_latents(epoch, &given);
             let f = evaluate_batch(
                 &self.halves[h],
                 &self.batch,
@@ -517,12 +524,11 @@ impl Trainer {
         let ng = self.reference.len();
         let mut mean = vec![0.0f64; ng * 3];
         let indices: Vec<usize> = pool.iter().map(|&(_, i)| i).collect();
-        let refit = self.epoch >= self.options.refit_start();
         let mut given = Vec::new();
         for chunk in indices.chunks(self.options.batch_size.max(1)) {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
             self.gather_latents(chunk, &mut given);
-            let latents = if refit { Latents::Given(&given) } else { Latents::Mean };
+            let latents = self.options.evaluation_latents(self.epoch, &given);
             let _ = evaluate_batch(
                 &self.halves[h],
                 &self.batch,
