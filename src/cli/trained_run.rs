@@ -37,6 +37,9 @@ pub struct RunArgs {
     pub n_threads: Option<usize>,
 }
 
+/// How tile motions are fitted; caches written by another fit are stale.
+const TILE_FIT: &str = "amplitude-weighted";
+
 impl RunArgs {
     /// The checkpoint these arguments name.
     pub fn checkpoint(&self) -> PathBuf {
@@ -44,7 +47,8 @@ impl RunArgs {
     }
 
     /// What the tile motions of this run depend on: the checkpoint (path, size, modification
-    /// time), the particle count, the tiles and the box. A cache with another key is stale.
+    /// time), the particle count, the tiles, the box and how the tiles are fitted. A cache with
+    /// another key is stale.
     pub fn tile_cache_key(
         &self,
         particles: usize,
@@ -56,7 +60,7 @@ impl RunArgs {
             std::fs::metadata(&checkpoint).with_context(|| format!("reading {}", checkpoint.display()))?;
         let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(format!(
-            "checkpoint {}\nbytes {}\nmodified {}.{:09}\nparticles {particles}\ntiles {n_tiles}\nbox {box_size}\n",
+            "checkpoint {}\nbytes {}\nmodified {}.{:09}\nparticles {particles}\ntiles {n_tiles}\nbox {box_size}\nfit {TILE_FIT}\n",
             checkpoint.canonicalize().unwrap_or(checkpoint).display(),
             meta.len(),
             modified.as_secs(),

@@ -166,7 +166,9 @@ impl TileMotions {
     }
 }
 
-/// Fits the tile transforms of every particle from its half model's deformation at its latent.
+/// Fits the tile transforms of every particle from its half model's deformation at its latent,
+/// each Gaussian weighted by its amplitude: one that carries no density is not seen by the
+/// data, so where the decoder puts it says nothing about the motion.
 pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(usize) + Sync)) -> TileMotions {
     let members: Vec<Vec<usize>> = (0..tiling.count)
         .map(|k| (0..tiling.labels.len()).filter(|&g| tiling.labels[g] == k).collect())
@@ -177,6 +179,13 @@ pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(us
     let consensus: Vec<Vec<Vec<f32>>> = (0..2)
         .map(|h| members.iter().map(|ids| gather(&model.halves[h].consensus.positions, ids)).collect())
         .collect();
+    let weights: Vec<Vec<Vec<f32>>> = (0..2)
+        .map(|h| {
+            let a = &model.halves[h].consensus.amplitudes;
+            let floor = 1e-3 * a.iter().sum::<f32>() / a.len().max(1) as f32;
+            members.iter().map(|ids| ids.iter().map(|&g| a[g] + floor).collect()).collect()
+        })
+        .collect();
     let per: Vec<(Vec<Rigid>, Vec<f32>)> = (0..model.len())
         .into_par_iter()
         .map(|p| {
@@ -185,22 +194,7 @@ pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(us
             let fits = members
                 .iter()
                 .enumerate()
-                .map(|(k, ids)| {
-                    let (from, to) = (&consensus[h][k], gather(&deformed, ids));
-                    if ids.len() < 3 {
-                        return (Rigid { rotation: IDENTITY, translation: [0.0; 3] }, 0.0);
-                    }
-                    let rigid = fit_rigid(from, &to, None);
-                    let sq: f64 = from
-                        .chunks_exact(3)
-                        .zip(to.chunks_exact(3))
-                        .map(|(a, b)| {
-                            let moved = rigid.apply([a[0] as f64, a[1] as f64, a[2] as f64]);
-                            (0..3).map(|i| (moved[i] - b[i] as f64).powi(2)).sum::<f64>()
-                        })
-                        .sum();
-                    (rigid, (sq / ids.len() as f64).sqrt() as f32)
-                })
+                .map(|(k, ids)| fit_tile(&consensus[h][k], &gather(&deformed, ids), &weights[h][k]))
                 .unzip();
             progress(1);
             fits
@@ -208,6 +202,22 @@ pub fn tile_motions(model: &TrainedModel, tiling: &Tiling, progress: &(dyn Fn(us
         .collect();
     let (transforms, residuals) = per.into_iter().unzip();
     TileMotions { transforms, residuals }
+}
+
+/// The weighted least-squares rigid transform taking a tile's consensus points `from` to their
+/// deformed positions `to`, and its weighted RMS residual (Å); the identity below 3 points.
+fn fit_tile(from: &[f32], to: &[f32], weights: &[f32]) -> (Rigid, f32) {
+    if from.len() < 9 {
+        return (Rigid { rotation: IDENTITY, translation: [0.0; 3] }, 0.0);
+    }
+    let rigid = fit_rigid(from, to, Some(weights));
+    let (mut sq, mut total) = (0.0f64, 0.0f64);
+    for ((a, b), &w) in from.chunks_exact(3).zip(to.chunks_exact(3)).zip(weights) {
+        let moved = rigid.apply([a[0] as f64, a[1] as f64, a[2] as f64]);
+        sq += w as f64 * (0..3).map(|i| (moved[i] - b[i] as f64).powi(2)).sum::<f64>();
+        total += w as f64;
+    }
+    (rigid, (sq / total.max(f64::MIN_POSITIVE)).sqrt() as f32)
 }
 
 const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
@@ -374,6 +384,29 @@ mod tests {
         assert_eq!(back.residuals, motions.residuals);
         assert!(TileMotions::read(&path, 3, 2).unwrap_err().to_string().contains("expected [3, 2, 13]"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A Gaussian without amplitude, wherever the decoder put it, leaves the tile's fit alone.
+    #[test]
+    fn a_tile_fit_ignores_gaussians_without_density() {
+        let from: Vec<f32> =
+            (0..6).flat_map(|i| [(i % 3) as f32 * 4.0, (i / 3) as f32 * 5.0, (i % 2) as f32 * 3.0]).collect();
+        let (c, s) = (0.3f64.cos(), 0.3f64.sin());
+        let truth =
+            Rigid { rotation: [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], translation: [1.0, -2.0, 0.5] };
+        let mut to: Vec<f32> = from
+            .chunks_exact(3)
+            .flat_map(|p| truth.apply([p[0] as f64, p[1] as f64, p[2] as f64]).map(|v| v as f32))
+            .collect();
+        to[15..18].copy_from_slice(&[40.0, 40.0, 40.0]);
+        let (rigid, residual) = fit_tile(&from, &to, &[1.0, 2.0, 1.0, 1.5, 1.0, 0.0]);
+        assert!(residual < 1e-3, "weighted residual {residual}");
+        for (row, expected) in rigid.rotation.iter().zip(&truth.rotation) {
+            row.iter().zip(expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4, "{a} vs {b}"));
+        }
+        rigid.translation.iter().zip(&truth.translation).for_each(|(a, b)| assert!((a - b).abs() < 1e-3));
+        let (_, unweighted) = fit_tile(&from, &to, &[1.0; 6]);
+        assert!(unweighted > 5.0, "the stray Gaussian weighs on an unweighted fit: {unweighted}");
     }
 
     #[test]
