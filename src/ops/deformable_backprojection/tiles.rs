@@ -80,7 +80,7 @@ pub fn tiling(positions: &[f32], count: usize, n: usize, pixel_size: f64, seed: 
 pub struct TileMotions {
     /// `transforms[particle][tile]`.
     pub transforms: Vec<Vec<Rigid>>,
-    /// `residuals[particle][tile]`, Å RMS over the tile's Gaussians.
+    /// `residuals[particle][tile]`, Å RMS over the tile's Gaussians, weighted by amplitude.
     pub residuals: Vec<Vec<f32>>,
 }
 
