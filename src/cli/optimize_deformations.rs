@@ -11,7 +11,7 @@ use cryomotion::nn::DecoderConfig;
 use cryomotion::ops::optimize_deformations::{
     DeformationOptions, Layout, Monitor, Outcome, optimize_deformations,
 };
-use cryomotion::training::{BatchProgress, LatentRefinement, LearningRates, TrainOptions};
+use cryomotion::training::{BatchProgress, LatentRefinement, LearningRates, ShiftRefinement, TrainOptions};
 use indicatif::ProgressBar;
 
 /// Learn a latent vector and a deformation of the consensus Gaussians for every particle.
@@ -108,6 +108,12 @@ pub struct Args {
     /// Step size of the latent refinement (latent units).
     #[arg(long, default_value_t = 0.1)]
     latent_refinement_step_size: f32,
+    /// Refine each particle's image shift with its latent (before the decoder refit and at the
+    /// end): the expected error of the STAR file's origins, Å per axis, as the prior's width
+    /// (0: the origins are kept). Other cryomotion commands on this run apply the refined
+    /// shifts; the output STAR keeps the input origins.
+    #[arg(long, default_value_t = 0.0, value_name = "ANGSTROM")]
+    shift_refinement_sigma: f32,
     /// The last epochs refit the decoder: each particle's latent is refined on its image, and
     /// the decoder trains on these instead of the encoder's noisy ones (0: never, as DynaMight;
     /// default: the second half of --n-epochs).
@@ -270,6 +276,8 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
             latent_refinement: LatentRefinement {
                 steps: args.latent_refinement_steps,
                 step_size: args.latent_refinement_step_size,
+                shifts: (args.shift_refinement_sigma > 0.0)
+                    .then(|| ShiftRefinement::new(args.shift_refinement_sigma)),
             },
             decoder_refit_epochs: if args.latent_refinement_steps > 0 {
                 args.decoder_refit_epochs.unwrap_or(args.n_epochs / 2)

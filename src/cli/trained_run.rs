@@ -165,9 +165,10 @@ pub fn open(
     let inputs = TrainedModel::recorded_inputs(&Tensors::read(&checkpoint)?);
     let star = recorded(star, &inputs.star, "particle file", "--refinement-star-file")?;
     let map_path = recorded(map, &inputs.initial_model, "consensus map", "--initial-model")?;
-    let table = read_table(&star)?;
+    let mut table = read_table(&star)?;
     let model = TrainedModel::read(&checkpoint, table_fingerprint(&table), table.len())
         .with_context(|| format!("checking {} against {}", checkpoint.display(), star.display()))?;
+    model.apply_shifts(&mut table);
     let map =
         read_map(&map_path).with_context(|| format!("reading the consensus map {}", map_path.display()))?;
     Ok(TrainedRun { table, model, map, project_dir: project_dir.clone().or(inputs.project_dir) })

@@ -116,18 +116,46 @@ pub fn write_outputs(dir: &Path, map: &Map, summary: &ModelSummary) -> Result<Mo
 }
 
 /// The Gaussians as pseudo-atoms in the map's frame (`centre`: the map's box centre in Å), with
-/// B-factors 8π²σ².
+/// B-factors 8π²σ² and occupancies their amplitudes over the largest (a Gaussian whose
+/// amplitude faded carries no density: in ChimeraX, `hide @@occupancy<0.05`).
 pub fn model_atoms(model: &GaussianModel, centre: [f64; 3]) -> Vec<Atom> {
+    let largest = model.amplitudes.iter().copied().fold(0.0f32, f32::max);
     model
         .points()
         .iter()
-        .zip(&model.widths)
+        .zip(model.widths.iter().zip(&model.amplitudes))
         .enumerate()
-        .map(|(i, (p, &w))| {
+        .map(|(i, (p, (&w, &a)))| {
             let b = 8.0 * std::f64::consts::PI.powi(2) * (w as f64).powi(2);
-            Atom::pseudo(i as i64 + 1, [0, 1, 2].map(|k| centre[k] + p[k] as f64), b)
+            let mut atom = Atom::pseudo(i as i64 + 1, [0, 1, 2].map(|k| centre[k] + p[k] as f64), b);
+            if largest > 0.0 {
+                atom.occupancy = (a / largest) as f64;
+            }
+            atom
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_atoms;
+    use crate::model::GaussianModel;
+
+    /// Positions move to the map's frame; B = 8π²σ²; occupancy = amplitude / largest.
+    #[test]
+    fn pseudo_atoms_carry_width_and_relative_amplitude() {
+        let model = GaussianModel {
+            positions: vec![0.0, 1.0, 2.0, -3.0, 0.5, 4.0],
+            amplitudes: vec![2.0, 0.5],
+            widths: vec![1.0, 2.0],
+            bonds: Vec::new(),
+        };
+        let atoms = model_atoms(&model, [10.0, 20.0, 30.0]);
+        assert_eq!(atoms[1].position, [7.0, 20.5, 34.0]);
+        let b = 8.0 * std::f64::consts::PI.powi(2) * 4.0;
+        assert!((atoms[1].b_factor - b).abs() < 1e-9);
+        assert_eq!(atoms.iter().map(|a| a.occupancy).collect::<Vec<_>>(), vec![1.0, 0.25]);
+    }
 }
 
 /// Saves a model with its box and pixel size.

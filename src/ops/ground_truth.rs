@@ -74,6 +74,9 @@ impl TrueMotion {
     }
 }
 
+/// Amplitude, as a fraction of the median, below which a Gaussian counts as without density.
+pub const DEAD_AMPLITUDE: f32 = 0.1;
+
 /// Learnt against true displacements at the consensus Gaussians of one half.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MotionErrors {
@@ -96,6 +99,14 @@ pub struct MotionErrors {
     pub varying_all: f64,
     /// Median over the Gaussians of their RMS error (Å): robust to a few strays.
     pub median_gaussian_error: f64,
+    /// Gaussians without density (amplitude below [`DEAD_AMPLITUDE`] of the median): the
+    /// images do not see them, so the data says nothing of where the decoder moves them.
+    pub dead: usize,
+    /// RMS true displacement in the moving domains, each Gaussian weighted by its amplitude (Å).
+    pub weighted_undeformed_moving: f64,
+    /// RMS error in the moving domains, each Gaussian weighted by its amplitude (Å): the error
+    /// of the model's density, as the images and deformable backprojection's tiles see it.
+    pub weighted_deformed_moving: f64,
     /// RMS learnt displacement in the moving domains (Å): below the true one when the
     /// decoder's motion is shrunk.
     pub learnt_moving: f64,
@@ -156,6 +167,8 @@ pub fn motion_errors(
     let rms = |values: &[f64], set: &mut dyn Iterator<Item = usize>, count: usize| {
         (set.map(|g| values[g]).sum::<f64>() / (count * particles.len()).max(1) as f64).sqrt()
     };
+    let amplitudes = &model.halves[half].consensus.amplitudes;
+    let weights: Vec<f64> = amplitudes.iter().map(|&a| a as f64).collect();
     let count = particles.len().max(1) as f64;
     let varying_sq: Vec<f64> =
         (0..ng).map(|g| error_sq[g] - error_sum[g].iter().map(|s| s * s).sum::<f64>() / count).collect();
@@ -174,12 +187,28 @@ pub fn motion_errors(
             sum(&dot) / (sum(&true_sq) * sum(&learnt_sq)).sqrt().max(f64::MIN_POSITIVE)
         },
         readout_moving: affine_readout_error(&z, &true_displacements, &moving, ng),
+        dead: {
+            let mut sorted = amplitudes.clone();
+            sorted.sort_by(f32::total_cmp);
+            let median = sorted.get(ng / 2).copied().unwrap_or(0.0);
+            amplitudes.iter().filter(|&&a| a < DEAD_AMPLITUDE * median).count()
+        },
+        weighted_undeformed_moving: weighted_rms(&true_sq, &weights, &moving, particles.len()),
+        weighted_deformed_moving: weighted_rms(&error_sq, &weights, &moving, particles.len()),
         median_gaussian_error: {
             let mut e: Vec<f64> = error_sq.iter().map(|s| (s / count).sqrt()).collect();
             e.sort_by(f64::total_cmp);
             e.get(ng / 2).copied().unwrap_or(0.0)
         },
     })
+}
+
+/// √(Σ w_g s_g / (particles · Σ w_g)) over the Gaussians `set`, where s_g is a sum of squares
+/// over `particles` particles: a weighted RMS per Gaussian and particle.
+fn weighted_rms(sums: &[f64], weights: &[f64], set: &[usize], particles: usize) -> f64 {
+    let total: f64 = set.iter().map(|&g| weights[g]).sum();
+    let sum: f64 = set.iter().map(|&g| weights[g] * sums[g]).sum();
+    (sum / (total * particles as f64).max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// RMS held-out error of the affine least-squares map from latents (`z`, one row per particle)
@@ -312,8 +341,22 @@ pub fn inverse_errors(
 
 #[cfg(test)]
 mod tests {
-    use super::affine_readout_error;
+    use super::{affine_readout_error, weighted_rms};
     use crate::rng::Rng;
+
+    /// A weighted RMS by hand; a stray without weight (a Gaussian without density) adds nothing.
+    #[test]
+    fn weighted_rms_ignores_gaussians_without_weight() {
+        // two particles; Gaussian 0: errors 3 and 4 (sum of squares 25), Gaussian 1 a stray
+        // without amplitude, Gaussian 2: errors 1 and 1
+        let sums = [25.0, 1e6, 2.0];
+        let weights = [2.0, 0.0, 1.0];
+        let expected = ((2.0 * 25.0 + 2.0) / (3.0f64 * 2.0)).sqrt();
+        assert!((weighted_rms(&sums, &weights, &[0, 1, 2], 2) - expected).abs() < 1e-12);
+        // equal weights: the plain RMS
+        let plain = ((25.0 + 2.0) / 4.0f64).sqrt();
+        assert!((weighted_rms(&sums, &[1.0; 3], &[0, 2], 2) - plain).abs() < 1e-12);
+    }
 
     /// Displacements affine in two of three latent dimensions (the third constant) are read out
     /// exactly; added noise of known RMS is what remains (the fit's error on held-out rows is

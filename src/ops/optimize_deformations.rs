@@ -594,6 +594,14 @@ fn write_results(
         let values = (0..trainer.set.len()).map(|i| format!("{:.6}", trainer.latents[i * d + k]));
         t.set_column(&format!("cryomotionLatent{}", k + 1), values)?;
     }
+    // refined shifts beside the input origins (which stay, so the checkpoint still matches)
+    let shifts = &trainer.set.shifts;
+    if !shifts.is_empty() {
+        for (r, axis) in ["X", "Y"].iter().enumerate() {
+            let values = shifts.iter().map(|s| format!("{:.4}", s[r]));
+            t.set_column(&format!("cryomotionShift{axis}Angst"), values)?;
+        }
+    }
     file.write(layout.particles())?;
     let bytes: Vec<u8> = trainer.latents.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(layout.latents(), &NpyArray::plain("<f4", vec![trainer.set.len(), d], bytes)?)?;
@@ -621,5 +629,11 @@ fn write_results(
         d,
         trainer.reference.len()
     );
+    if !shifts.is_empty() {
+        let rms = (shifts.iter().map(|s| (s[0] * s[0] + s[1] * s[1]) as f64).sum::<f64>()
+            / shifts.len() as f64)
+            .sqrt();
+        let _ = writeln!(summary, "refined shifts {rms:.3} A RMS");
+    }
     Ok(())
 }

@@ -16,8 +16,11 @@ use crate::{Error, Result};
 pub struct ParticleSet {
     /// The training grid (box, per-group cropping and pixel size).
     pub grid: TrainingGrid,
-    /// Pose and shift, in training pixels.
+    /// Pose and shift, in training pixels, as the input gives them.
     pub views: Vec<View>,
+    /// Refined image shift of each particle, Å from its input origin (the refined origin is
+    /// the input's minus it), applied to its view as batches are filled; empty: none.
+    pub shifts: Vec<[f32; 2]>,
     /// CTF of each particle.
     pub ctfs: Vec<Ctf>,
     /// Optics group (index) of each particle.
@@ -74,12 +77,24 @@ impl ParticleSet {
         Ok(ParticleSet {
             grid,
             views,
+            shifts: Vec::new(),
             ctfs,
             groups: group_of,
             premultiplied: table.optics_groups.iter().map(|g| g.ctf_premultiplied).collect(),
             halves,
             validation,
         })
+    }
+
+    /// Particle `i`'s view, moved by its refined shift.
+    pub fn view(&self, i: usize) -> View {
+        let mut view = self.views[i];
+        if let Some(shift) = self.shifts.get(i) {
+            for (s, a) in view.shift_px.iter_mut().zip(shift) {
+                *s += a / view.pixel_size;
+            }
+        }
+        view
     }
 
     /// Number of particles.
@@ -107,9 +122,12 @@ impl ParticleSet {
         (0..self.len()).filter(|&i| self.halves[i] == half && self.validation[i] == validation).collect()
     }
 
-    /// Bytes per particle of this set in memory (views, CTFs, flags).
-    pub const BYTES_PER_PARTICLE: usize =
-        std::mem::size_of::<View>() + std::mem::size_of::<Ctf>() + std::mem::size_of::<usize>() + 2;
+    /// Bytes per particle of this set in memory (views, refined shifts, CTFs, flags).
+    pub const BYTES_PER_PARTICLE: usize = std::mem::size_of::<View>()
+        + std::mem::size_of::<[f32; 2]>()
+        + std::mem::size_of::<Ctf>()
+        + std::mem::size_of::<usize>()
+        + 2;
 }
 
 /// A seeded validation subset of each half: `fraction` of its particles, between 1 and `max`.
@@ -246,7 +264,7 @@ impl Loader {
         batch.images.resize(b * mm, 0.0);
         batch.ctf.resize(b * hm, 0.0);
         batch.views.clear();
-        batch.views.extend(indices.iter().map(|&i| set.views[i]));
+        batch.views.extend(indices.iter().map(|&i| set.view(i)));
         let per = b.div_ceil(self.scratch.len()).max(1);
         let (source, image_box, scale) = (&self.source, self.image_box, 1.0 / self.data_scale);
         self.scratch

@@ -29,8 +29,8 @@ pub mod trainer;
 pub use data::{Batch, ImageSource, Loader, ParticleSet};
 pub use half::{HalfModel, LearningRates};
 pub use step::{
-    BatchFigures, LatentGuess, LatentPrior, LatentRefinement, Latents, Phase, StepContext, Work,
-    evaluate_batch, refine_latents, train_batch,
+    BatchFigures, LatentGuess, LatentPrior, LatentRefinement, Latents, Phase, ShiftRefinement, StepContext,
+    Work, evaluate_batch, refine_latents, shift_gradient, train_batch,
 };
 pub use trained::{RunInputs, TrainedModel};
 pub use trainer::{

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use crate::fft::Complex32;
+use crate::imaging::splat::View;
 use crate::imaging::splat::{project_batch, project_batch_backward};
 use crate::imaging::{FourierLoss, LossScratch, NoiseSpectrum};
 use crate::model::{NeighbourGraph, RigidMotionRemover, elastic_loss};
@@ -599,12 +600,83 @@ pub struct LatentRefinement {
     pub steps: usize,
     /// Adam step size in latent units.
     pub step_size: f32,
+    /// Whether, and how, each particle's image shift is refined with its latent.
+    pub shifts: Option<ShiftRefinement>,
 }
 
 impl Default for LatentRefinement {
-    /// 20 steps of 0.1: on two motions at SNR 0.05 as good as 40 of 0.05.
+    /// 20 steps of 0.1: on two motions at SNR 0.05 as good as 40 of 0.05; shifts kept.
     fn default() -> Self {
-        LatentRefinement { steps: 20, step_size: 0.1 }
+        LatentRefinement { steps: 20, step_size: 0.1, shifts: None }
+    }
+}
+
+/// Per-particle refinement of the image shift (the origin of the consensus refinement) beside
+/// the latent: a Gaussian prior of `sigma_angstrom` per axis around the input shift, Adam
+/// steps of `step_angstrom`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShiftRefinement {
+    /// Standard deviation of the input shifts' error, Å per axis.
+    pub sigma_angstrom: f32,
+    /// Adam step size, Å.
+    pub step_angstrom: f32,
+}
+
+impl ShiftRefinement {
+    /// The prior `sigma_angstrom`, with steps of a tenth of it.
+    pub fn new(sigma_angstrom: f32) -> Self {
+        ShiftRefinement { sigma_angstrom, step_angstrom: 0.1 * sigma_angstrom }
+    }
+}
+
+/// dL/ds (per Å) of a shift s of one particle's projection in its image plane, from dL/dx of
+/// its deformed positions (`d_deformed`, Ng × 3): the view places x at (A·x)ₓᵧ/pixel + shift,
+/// so moving the image by s moves every Gaussian by s and dL/ds_r = Σ_j (A·∂L/∂x_j)_r.
+pub fn shift_gradient(d_deformed: &[f32], view: &View) -> [f64; 2] {
+    let a = &view.rotation;
+    let mut g = [0.0f64; 2];
+    for d in d_deformed.chunks_exact(3) {
+        for (r, gr) in g.iter_mut().enumerate() {
+            *gr += (a[r][0] * d[0] + a[r][1] * d[1] + a[r][2] * d[2]) as f64;
+        }
+    }
+    g
+}
+
+/// Adam state of the per-particle shift refinement of one batch.
+struct ShiftSteps {
+    refinement: ShiftRefinement,
+    first: Vec<[f32; 2]>,
+    second: Vec<[f32; 2]>,
+}
+
+impl ShiftSteps {
+    /// One Adam step (number `t`) of every particle's shift on the NLL plus the prior:
+    /// `offsets` (Å, from the input shift) and the views' shifts move together.
+    fn step(
+        &mut self,
+        views: &mut [View],
+        d_deformed: &[f32],
+        to_nll: f32,
+        offsets: &mut [[f32; 2]],
+        t: usize,
+    ) {
+        let (beta1, beta2) = (0.9f32, 0.999f32);
+        let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
+        let per = d_deformed.len() / views.len().max(1);
+        let precision = 1.0 / (self.refinement.sigma_angstrom * self.refinement.sigma_angstrom);
+        for (i, (view, offset)) in views.iter_mut().zip(offsets.iter_mut()).enumerate() {
+            let g = shift_gradient(&d_deformed[i * per..(i + 1) * per], view);
+            for r in 0..2 {
+                let grad = to_nll * g[r] as f32 + offset[r] * precision;
+                let (m1, m2) = (&mut self.first[i][r], &mut self.second[i][r]);
+                *m1 = beta1 * *m1 + (1.0 - beta1) * grad;
+                *m2 = beta2 * *m2 + (1.0 - beta2) * grad * grad;
+                let change = -self.refinement.step_angstrom * (*m1 / c1) / ((*m2 / c2).sqrt() + 1e-8);
+                offset[r] += change;
+                view.shift_px[r] += change / view.pixel_size;
+            }
+        }
     }
 }
 
@@ -701,14 +773,20 @@ fn probes(mean: &[f32], axes: &[f32], spreads: &[f32]) -> Vec<f32> {
 /// set, memorises its training images at low SNR and cannot reach each image's own optimum;
 /// these few steps do, also for particles it never trained on. Returns B × latent.
 ///
+/// With `refinement.shifts` and `shifts` (each particle's shift so far, Å from its input
+/// shift), the image shifts are refined in the same steps: `shifts` and `batch.views` are
+/// updated.
+///
 /// # Errors
 /// A non-finite loss (naming the particle).
+#[allow(clippy::too_many_arguments)]
 pub fn refine_latents(
     half: &HalfModel,
-    batch: &Batch,
+    batch: &mut Batch,
     ctx: &StepContext,
     refinement: LatentRefinement,
     guess: LatentGuess,
+    shifts: Option<&mut [[f32; 2]]>,
     work: &mut Work,
     shells: &[u32],
 ) -> Result<Vec<f32>> {
@@ -722,11 +800,18 @@ pub fn refine_latents(
     // image_grads hold d(batch-mean loss)/d(image), the loss being Σ W·|r|² / n²; the negative
     // log-likelihood of one particle counts each independent coefficient once: ½ of the plane
     let to_nll = (b * n * n) as f32 * 0.5;
+    let mut shifts = shifts.zip(refinement.shifts).map(|(offsets, refinement)| {
+        let steps = ShiftSteps { refinement, first: vec![[0.0; 2]; b], second: vec![[0.0; 2]; b] };
+        (offsets, steps)
+    });
     for t in 1..=refinement.steps {
         work.z.copy_from_slice(&z);
         decode_positions(half, ctx, work);
         render_and_compare(half, batch, ctx, true, work, None, shells)?;
         render_backward(half, batch, n, work);
+        if let Some((offsets, steps)) = shifts.as_mut() {
+            steps.step(&mut batch.views, &work.d_deformed, to_nll, offsets, t);
+        }
         work.d_deformed.iter_mut().for_each(|g| *g *= ctx.box_length);
         if let Some(remover) = ctx.rigid_free {
             remover.apply(&mut work.d_deformed);
@@ -810,6 +895,128 @@ mod tests {
         let f = train_batch(&mut half, &batch, &ctx, Phase::Deform, 7, &mut work, &shells).unwrap();
         assert!(f.kl > 0.0);
         assert_ne!(half.encoder.first.weight, encoder_before, "a deforming step trains the encoder");
+    }
+
+    /// A half model of `ng` random Gaussians (its decoder moves nothing until trained) and a
+    /// batch of `b` particles seen at random views, with random data.
+    fn posed_batch(n: usize, b: usize, ng: usize, seed: u64) -> (HalfModel, Batch) {
+        let mut rng = Rng::new(seed);
+        let positions: Vec<f32> = (0..ng * 3).map(|_| rng.normal() as f32 * 5.0).collect();
+        let consensus = GaussianModel {
+            positions,
+            amplitudes: (0..ng).map(|_| 0.5 + rng.uniform() as f32).collect(),
+            widths: vec![2.5; ng],
+            bonds: Vec::new(),
+        };
+        let encoder = EncoderConfig { box_size: n, latent: 2, hidden: [8, 4] };
+        let decoder = DecoderConfig { latent: 2, frequencies: 2, width: 8, depth: 2, box_size: n };
+        let half = HalfModel::new(consensus, encoder, decoder, &LearningRates::default(), 1);
+        let hm = (n / 2 + 1) * n;
+        let views = (0..b)
+            .map(|_| {
+                let angles = [360.0 * rng.uniform(), 180.0 * rng.uniform(), 360.0 * rng.uniform()];
+                let a = crate::geometry::euler_to_matrix(angles[0], angles[1], angles[2]);
+                View::new(&a, [rng.normal(), rng.normal()], 2.0)
+            })
+            .collect();
+        let batch = Batch {
+            indices: (0..b).collect(),
+            spectra: (0..b * hm).map(|_| Complex32::new(rng.normal() as f32, rng.normal() as f32)).collect(),
+            images: vec![0.0; b * n * n],
+            ctf: vec![1.0; b * hm],
+            views,
+        };
+        (half, batch)
+    }
+
+    /// dL/ds of [`shift_gradient`] against central differences of the batch loss, per
+    /// particle and axis.
+    #[test]
+    fn shift_gradient_matches_finite_differences() {
+        let (n, b) = (16, 2);
+        let (half, batch) = posed_batch(n, b, 8, 5);
+        let loss = FourierLoss::new(n, flat_weights(n, (n / 2) as f64));
+        let ctx = StepContext::forward_only(&loss, None, 32.0, None);
+        let shells = half_plane_shells(n);
+        let mut work = Work::default();
+        let z = [0.5f32, -1.0, 1.5, 0.3];
+        let total = |batch: &Batch, work: &mut Work| -> f64 {
+            let _ = positions_for(&half, batch, &ctx, Latents::Given(&z), work);
+            let (l, _) = render_and_compare(&half, batch, &ctx, true, work, None, &shells).unwrap();
+            l.iter().sum::<f64>() / l.len() as f64
+        };
+        let _ = total(&batch, &mut work);
+        render_backward(&half, &batch, n, &mut work);
+        let analytic: Vec<[f64; 2]> =
+            (0..b).map(|i| shift_gradient(&work.d_deformed[i * 24..(i + 1) * 24], &batch.views[i])).collect();
+        let eps = 1e-2f32;
+        for (i, expected) in analytic.iter().enumerate() {
+            for (r, &a) in expected.iter().enumerate() {
+                let mut moved = [0.0f64; 2];
+                for (sign, l) in [1.0f32, -1.0].iter().zip(moved.iter_mut()) {
+                    let mut shifted = Batch {
+                        indices: batch.indices.clone(),
+                        spectra: batch.spectra.clone(),
+                        images: batch.images.clone(),
+                        ctf: batch.ctf.clone(),
+                        views: batch.views.clone(),
+                    };
+                    shifted.views[i].shift_px[r] += sign * eps / shifted.views[i].pixel_size;
+                    *l = total(&shifted, &mut work);
+                }
+                let fd = (moved[0] - moved[1]) / (2.0 * eps as f64);
+                assert!((fd - a).abs() < 1e-2 * a.abs().max(1e-3), "particle {i}, axis {r}: {fd:e} vs {a:e}");
+            }
+        }
+    }
+
+    /// Data rendered at known views; the batch's views are off by a known shift: the
+    /// refinement moves each view back, and the returned offsets are the shifts it found.
+    #[test]
+    fn shift_refinement_finds_a_known_image_shift() {
+        let (n, b) = (32, 4);
+        let (mut half, mut batch) = posed_batch(n, b, 12, 7);
+        // strong signal: the data term dwarfs the prior
+        half.consensus.amplitudes.iter_mut().for_each(|a| *a *= 30.0);
+        // no deformation at any latent: the shifts alone explain the data
+        half.decoder.last.weight.fill(0.0);
+        let hm = (n / 2 + 1) * n;
+        let (mut image, mut scratch) = (vec![0.0f32; n * n], crate::imaging::LossScratch::new(n));
+        for (view, spectrum) in batch.views.iter().zip(batch.spectra.chunks_exact_mut(hm)) {
+            image.fill(0.0);
+            let c = &half.consensus;
+            crate::imaging::splat::project(&c.positions, &c.amplitudes, &c.widths, view, n, &mut image);
+            crate::imaging::image_spectrum(&image, &mut scratch, spectrum);
+        }
+        let truth = batch.views.clone();
+        // each particle sits (error) Å off where its view puts it
+        let errors: Vec<[f32; 2]> = (0..b).map(|i| [0.8 - 0.4 * i as f32, -0.6 + 0.5 * i as f32]).collect();
+        for (view, e) in batch.views.iter_mut().zip(&errors) {
+            (0..2).for_each(|r| view.shift_px[r] -= e[r] / view.pixel_size);
+        }
+        let loss = FourierLoss::new(n, flat_weights(n, (n / 2) as f64));
+        let ctx = StepContext::forward_only(&loss, None, (2 * n) as f32, None);
+        let refinement =
+            LatentRefinement { steps: 40, step_size: 0.1, shifts: Some(ShiftRefinement::new(1.0)) };
+        let prior = LatentPrior::standard(2);
+        let mut offsets = vec![[0.0f32; 2]; b];
+        let mut work = Work::default();
+        let shells = half_plane_shells(n);
+        let guess = LatentGuess { prior: &prior, so_far: None };
+        refine_latents(&half, &mut batch, &ctx, refinement, guess, Some(&mut offsets), &mut work, &shells)
+            .unwrap();
+        for i in 0..b {
+            for r in 0..2 {
+                let found = offsets[i][r];
+                assert!(
+                    (found - errors[i][r]).abs() < 0.1,
+                    "particle {i}, axis {r}: {found} for {}",
+                    errors[i][r]
+                );
+                let back = batch.views[i].shift_px[r] - truth[i].shift_px[r];
+                assert!(back.abs() * 2.0 < 0.1, "particle {i}: view {back} px from the truth");
+            }
+        }
     }
 
     #[test]

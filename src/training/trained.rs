@@ -13,6 +13,7 @@ use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
 use crate::model::{GaussianModel, RigidMotionRemover};
 use crate::nn::EncoderConfig;
+use crate::particles::ParticleTable;
 use crate::{Error, Result};
 
 /// Latents per decoder call when deforming many at once (bounds the buffer to rows × Ng × 3).
@@ -41,6 +42,9 @@ impl RunInputs {
     pub const PROJECT_DIR: &'static str = "project_dir";
 }
 
+/// Checkpoint key of the particles' refined shifts (P × 2, Å).
+pub const SHIFTS: &str = "particles.shift_angstrom";
+
 /// Both half models of a checkpoint and the per-particle results.
 pub struct TrainedModel {
     /// The half models (index 0: half set 1).
@@ -55,6 +59,9 @@ pub struct TrainedModel {
     pub particle_halves: Vec<u8>,
     /// Particles held out for the noise spectrum.
     pub validation: Vec<bool>,
+    /// Each particle's refined image shift, Å in its image plane from the input origin
+    /// (the refined origin is the input origin minus it); empty where shifts were not refined.
+    pub shifts: Vec<[f32; 2]>,
     /// Latent dimensions.
     pub latent: usize,
     /// Field of view of the training box in Å (the decoder's length unit).
@@ -109,6 +116,9 @@ impl TrainedModel {
             latents: t.get("particles.latent", &[particles, header.latent])?.to_vec(),
             particle_halves: header.halves.clone(),
             validation: t.get("particles.validation", &[particles])?.iter().map(|&v| v > 0.5).collect(),
+            shifts: t
+                .get(SHIFTS, &[particles, 2])
+                .map_or_else(|_| Vec::new(), |v| v.chunks_exact(2).map(|s| [s[0], s[1]]).collect()),
             latent: header.latent,
             box_length,
             box_size: header.box_size,
@@ -212,10 +222,11 @@ impl TrainedModel {
             if refinement.steps > 0 {
                 out.copy_from_slice(&refine_latents(
                     model,
-                    &batch,
+                    &mut batch,
                     &ctx,
                     refinement,
                     LatentGuess { prior: &prior, so_far: None },
+                    None,
                     &mut work,
                     &shells,
                 )?);
@@ -226,6 +237,14 @@ impl TrainedModel {
             progress(chunk.len());
         }
         Ok(out)
+    }
+
+    /// Moves the origins of `table` (the particles trained on) by the refined shifts.
+    pub fn apply_shifts(&self, table: &mut ParticleTable) {
+        for (p, s) in table.particles.iter_mut().zip(&self.shifts) {
+            p.origin_angstrom[0] -= s[0] as f64;
+            p.origin_angstrom[1] -= s[1] as f64;
+        }
     }
 
     /// Deformed positions in Å (Ng × 3) of half `half`'s consensus at latent `z`.

@@ -20,7 +20,7 @@ use super::step::{
     BatchFigures, LatentGuess, LatentPrior, LatentRefinement, Latents, Phase, StepContext, Work,
     close_lambda_epoch, evaluate_batch, refine_latents, train_batch,
 };
-use super::trained::TrainedModel;
+use super::trained::{SHIFTS, TrainedModel};
 
 /// Each Gaussian is tied elastically to at least this many nearest neighbours (see
 /// [`NeighbourGraph::with_min_degree`]).
@@ -609,22 +609,32 @@ impl Trainer {
         let box_length = self.set.box_length() as f32;
         let ctx = StepContext::forward_only(&loss, active.as_deref(), box_length, remover.as_ref());
         let mut so_far = Vec::new();
+        let mut shifts = Vec::new();
         for chunk in members.chunks(bs) {
             self.loader.fill(&self.set, chunk, &mut self.batch)?;
             let b = chunk.len();
             let mut mean = vec![0.0f32; b * latent];
             if refinement.steps > 0 {
                 self.gather_latents(chunk, &mut so_far);
+                shifts.clear();
+                shifts.extend(chunk.iter().map(|&i| self.set.shifts.get(i).copied().unwrap_or_default()));
                 let half = &self.halves[h];
                 mean = refine_latents(
                     half,
-                    &self.batch,
+                    &mut self.batch,
                     &ctx,
                     refinement,
                     LatentGuess { prior: &prior, so_far: Some(&so_far) },
+                    Some(&mut shifts),
                     &mut self.work,
                     &self.shells,
                 )?;
+                if refinement.shifts.is_some() {
+                    self.set.shifts.resize(self.set.len(), [0.0; 2]);
+                    for (j, &i) in chunk.iter().enumerate() {
+                        self.set.shifts[i] = shifts[j];
+                    }
+                }
             } else {
                 let mut log_variance = vec![0.0f32; b * latent];
                 let _ = self.halves[h].encoder.forward(&self.batch.images, b, &mut mean, &mut log_variance);
@@ -691,6 +701,10 @@ impl Trainer {
         t.push("particles.half", &[halves.len()], &halves);
         t.push("particles.validation", &[validation.len()], &validation);
         t.push("particles.latent", &[self.set.len(), self.latent()], &self.latents);
+        if !self.set.shifts.is_empty() {
+            let shifts: Vec<f32> = self.set.shifts.iter().flatten().copied().collect();
+            t.push(SHIFTS, &[self.set.len(), 2], &shifts);
+        }
         t.write(path)
     }
 }
@@ -780,6 +794,7 @@ impl Trainer {
         let model = TrainedModel::from_header(&header, &options.rates)?;
         let mut set = set;
         set.validation = model.validation;
+        set.shifts = model.shifts;
         let history = t
             .meta("history")
             .unwrap_or("")
