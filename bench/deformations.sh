@@ -12,6 +12,8 @@
 # motion itself (the undeformed consensus's error), in the moving domains; seconds per epoch
 # and peak memory (GNU time); and, with exact poses, the R² of the Bayes-optimal estimate of the
 # amplitudes from each image alone (examples/information_bound.rs): the ceiling of any method.
+# SHIFT_REFINEMENT=PX refines the perturbed datasets' shifts (--shift-refinement-sigma PX
+# pixels, in Å); the simulated shift error is 0.5 px.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${1:-10000}
@@ -32,8 +34,10 @@ for box in $boxes; do
         name="box${box}_snr${snr}_modes${modes}_${poses}"
         dir="$work/$name"
         rm -rf "$dir"
-        errors=()
+        errors=() refine=()
         [ "$poses" = perturbed ] && errors=(--pose-error 2 --shift-error "$(python3 -c "print(0.5 * $pixel)")")
+        [ "$poses" = perturbed ] && [ -n "${SHIFT_REFINEMENT:-}" ] &&
+          refine=(--shift-refinement-sigma "$(python3 -c "print($SHIFT_REFINEMENT * $pixel)")")
         "$bin" simulate --model "$model" --anm-modes "$modes" --anm-amplitude 6 --n-particles "$particles" \
           --snr "$snr" --box "$box" --pixel-size "$pixel" --seed 1 "${errors[@]}" --o "$dir/sim" > /dev/null
         "$bin" reconstruct "$dir/sim/particles.star" --o "$dir/consensus" --ctf --threads "$threads" > /dev/null
@@ -41,7 +45,7 @@ for box in $boxes; do
         /usr/bin/time -f "%M" -o "$dir/peak_kb" "$bin" optimize-deformations \
           --refinement-star-file "$dir/sim/particles.star" --initial-model "$dir/consensus/map.mrc" \
           --output-directory "$dir/run" --n-gaussians 400 --n-epochs "$epochs" --batch-size 32 \
-          --n-threads "$threads" > "$dir/train.log" 2>&1
+          --n-threads "$threads" "${refine[@]}" > "$dir/train.log" 2>&1
         wall=$(python3 -c "print(round($(date +%s.%N) - $start))")
         # mean seconds of a deforming epoch (both halves), from the training log
         seconds=$(python3 -c "

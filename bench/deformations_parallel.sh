@@ -3,7 +3,7 @@
 # test suite): each job is NAME:THREADS with NAME as bench/deformations.sh names its datasets,
 # e.g. box128_snr0.1_modes2_perturbed:6. Same settings (10 000 particles, 400 Gaussians, batch
 # 32), the same figures printed per dataset; seconds per epoch depend on the threads and on
-# what runs beside.
+# what runs beside. SHIFT_REFINEMENT=PX as in bench/deformations.sh.
 #
 # usage: bench/deformations_parallel.sh "NAME:THREADS ..." [PARTICLES=10000] [EPOCHS=40]
 set -euo pipefail
@@ -21,16 +21,18 @@ run_one() {
   local snr=${name#*_snr}; snr=${snr%%_*}
   local modes=${name#*_modes}; modes=${modes%%_*}
   local pixel; pixel=$(python3 -c "print(round(72 / $box * 1.33, 3))")
-  local dir=$work/$name errors=()
+  local dir=$work/$name errors=() refine=()
   rm -rf "$dir"
   [[ $name == *perturbed ]] && errors=(--pose-error 2 --shift-error "$(python3 -c "print(0.5 * $pixel)")")
+  [[ $name == *perturbed && -n ${SHIFT_REFINEMENT:-} ]] &&
+    refine=(--shift-refinement-sigma "$(python3 -c "print($SHIFT_REFINEMENT * $pixel)")")
   "$bin" simulate --model "$model" --anm-modes "$modes" --anm-amplitude 6 --n-particles "$particles" \
     --snr "$snr" --box "$box" --pixel-size "$pixel" --seed 1 "${errors[@]}" --o "$dir/sim" > /dev/null
   "$bin" reconstruct "$dir/sim/particles.star" --o "$dir/consensus" --ctf --threads "$threads" > /dev/null
   local start; start=$(date +%s)
   "$bin" optimize-deformations --refinement-star-file "$dir/sim/particles.star" \
     --initial-model "$dir/consensus/map.mrc" --output-directory "$dir/run" --n-gaussians 400 \
-    --n-epochs "$epochs" --batch-size 32 --n-threads "$threads" > "$dir/train.log" 2>&1
+    --n-epochs "$epochs" --batch-size 32 --n-threads "$threads" "${refine[@]}" > "$dir/train.log" 2>&1
   {
     echo "== $name ($threads threads): optimize-deformations $(( $(date +%s) - start )) s"
     python3 -c "

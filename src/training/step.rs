@@ -897,8 +897,8 @@ mod tests {
         assert_ne!(half.encoder.first.weight, encoder_before, "a deforming step trains the encoder");
     }
 
-    /// A half model of `ng` random Gaussians (its decoder moves nothing until trained) and a
-    /// batch of `b` particles seen at random views, with random data.
+    /// A fresh half model of `ng` random Gaussians (its decoder's small random deformation)
+    /// and a batch of `b` particles seen at random views and origins, with random data.
     fn posed_batch(n: usize, b: usize, ng: usize, seed: u64) -> (HalfModel, Batch) {
         let mut rng = Rng::new(seed);
         let positions: Vec<f32> = (0..ng * 3).map(|_| rng.normal() as f32 * 5.0).collect();
