@@ -408,4 +408,13 @@ fn bad_inputs_are_named() {
     args.push("--latent-refinement-step-size=-0.1");
     let e = err(&args);
     assert!(e.contains("--latent-refinement-step-size"), "{e}");
+    for bad in [
+        &["--shift-refinement-sigma=-1"][..],
+        &["--shift-refinement-sigma", "1", "--latent-refinement-steps", "0"],
+    ] {
+        let mut args = train_args(&s, &m, &out, "1");
+        args.extend(bad);
+        let e = err(&args);
+        assert!(e.contains("--shift-refinement-sigma"), "{e}");
+    }
 }

@@ -247,6 +247,13 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
     if args.latent_refinement_steps > 0 && !(step.is_finite() && step > 0.0) {
         bail!("--latent-refinement-step-size must be a positive number, got {step}");
     }
+    let sigma = args.shift_refinement_sigma;
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        bail!("--shift-refinement-sigma must be 0 (off) or a positive width in Å, got {sigma}");
+    }
+    if sigma > 0.0 && args.latent_refinement_steps == 0 {
+        bail!("--shift-refinement-sigma needs the per-image refinement: --latent-refinement-steps is 0");
+    }
     if let Some(gpu) = &args.gpu_id {
         eprintln!("note: --gpu-id {gpu}: this cryomotion was built without CUDA; training runs on the CPU");
     }

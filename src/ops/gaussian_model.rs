@@ -136,28 +136,6 @@ pub fn model_atoms(model: &GaussianModel, centre: [f64; 3]) -> Vec<Atom> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::model_atoms;
-    use crate::model::GaussianModel;
-
-    /// Positions move to the map's frame; B = 8π²σ²; occupancy = amplitude / largest.
-    #[test]
-    fn pseudo_atoms_carry_width_and_relative_amplitude() {
-        let model = GaussianModel {
-            positions: vec![0.0, 1.0, 2.0, -3.0, 0.5, 4.0],
-            amplitudes: vec![2.0, 0.5],
-            widths: vec![1.0, 2.0],
-            bonds: Vec::new(),
-        };
-        let atoms = model_atoms(&model, [10.0, 20.0, 30.0]);
-        assert_eq!(atoms[1].position, [7.0, 20.5, 34.0]);
-        let b = 8.0 * std::f64::consts::PI.powi(2) * 4.0;
-        assert!((atoms[1].b_factor - b).abs() < 1e-9);
-        assert_eq!(atoms.iter().map(|a| a.occupancy).collect::<Vec<_>>(), vec![1.0, 0.25]);
-    }
-}
-
 /// Saves a model with its box and pixel size.
 ///
 /// # Errors
@@ -204,4 +182,26 @@ pub fn load_model(path: &Path) -> Result<(GaussianModel, usize, f64)> {
             .collect(),
     };
     Ok((model, box_size, pixel_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_atoms;
+    use crate::model::GaussianModel;
+
+    /// Positions move to the map's frame; B = 8π²σ²; occupancy = amplitude / largest.
+    #[test]
+    fn pseudo_atoms_carry_width_and_relative_amplitude() {
+        let model = GaussianModel {
+            positions: vec![0.0, 1.0, 2.0, -3.0, 0.5, 4.0],
+            amplitudes: vec![2.0, 0.5],
+            widths: vec![1.0, 2.0],
+            bonds: Vec::new(),
+        };
+        let atoms = model_atoms(&model, [10.0, 20.0, 30.0]);
+        assert_eq!(atoms[1].position, [7.0, 20.5, 34.0]);
+        let b = 8.0 * std::f64::consts::PI.powi(2) * 4.0;
+        assert!((atoms[1].b_factor - b).abs() < 1e-9);
+        assert_eq!(atoms.iter().map(|a| a.occupancy).collect::<Vec<_>>(), vec![1.0, 0.25]);
+    }
 }
