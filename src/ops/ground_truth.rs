@@ -164,24 +164,24 @@ pub fn motion_errors(
     sorted.sort_by(f64::total_cmp);
     let median = sorted.get(ng / 2).copied().unwrap_or(0.0);
     let moving: Vec<usize> = (0..ng).filter(|&g| true_sq[g] > median).collect();
-    let rms = |values: &[f64], set: &mut dyn Iterator<Item = usize>, count: usize| {
-        (set.map(|g| values[g]).sum::<f64>() / (count * particles.len()).max(1) as f64).sqrt()
-    };
+    // each Gaussian counted alike, or weighted by its amplitude (the density it carries)
     let amplitudes = &model.halves[half].consensus.amplitudes;
-    let weights: Vec<f64> = amplitudes.iter().map(|&a| a as f64).collect();
+    let (alike, weights) = (vec![1.0f64; ng], amplitudes.iter().map(|&a| a as f64).collect::<Vec<_>>());
+    let all: Vec<usize> = (0..ng).collect();
+    let rms = |values: &[f64], set: &[usize]| weighted_rms(values, &alike, set, particles.len());
     let count = particles.len().max(1) as f64;
     let varying_sq: Vec<f64> =
         (0..ng).map(|g| error_sq[g] - error_sum[g].iter().map(|s| s * s).sum::<f64>() / count).collect();
     Ok(MotionErrors {
         particles: particles.len(),
         moving: moving.len(),
-        undeformed_moving: rms(&true_sq, &mut moving.iter().copied(), moving.len()),
-        deformed_moving: rms(&error_sq, &mut moving.iter().copied(), moving.len()),
-        varying_moving: rms(&varying_sq, &mut moving.iter().copied(), moving.len()),
-        undeformed_all: rms(&true_sq, &mut (0..ng), ng),
-        deformed_all: rms(&error_sq, &mut (0..ng), ng),
-        varying_all: rms(&varying_sq, &mut (0..ng), ng),
-        learnt_moving: rms(&learnt_sq, &mut moving.iter().copied(), moving.len()),
+        undeformed_moving: rms(&true_sq, &moving),
+        deformed_moving: rms(&error_sq, &moving),
+        varying_moving: rms(&varying_sq, &moving),
+        undeformed_all: rms(&true_sq, &all),
+        deformed_all: rms(&error_sq, &all),
+        varying_all: rms(&varying_sq, &all),
+        learnt_moving: rms(&learnt_sq, &moving),
         cosine_moving: {
             let sum = |v: &[f64]| moving.iter().map(|&g| v[g]).sum::<f64>();
             sum(&dot) / (sum(&true_sq) * sum(&learnt_sq)).sqrt().max(f64::MIN_POSITIVE)
