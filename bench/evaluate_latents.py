@@ -5,7 +5,8 @@ usage: evaluate_latents.py OUT/forward_deformations/particles.star SIM/truth.csv
 
 Prints per half: |Spearman| between latent PC1 and the first true coordinate, and for every
 true coordinate the R² of its 15-nearest-neighbour prediction from the latent vector on
-held-out particles (every 5th particle of the half)."""
+held-out particles (every 5th particle of the half). With refined shifts (--shift-refinement-sigma)
+it also prints how far the STAR's origins and the refined ones are from the true origins."""
 import csv, math, sys
 
 def read_star(path):
@@ -26,6 +27,29 @@ def read_star(path):
         elif l and loop:
             rows.append(l.split())
     return cols, rows
+
+def pixel_size(path):
+    cols, in_optics = [], False
+    for line in open(path):
+        l = line.strip()
+        if l.startswith('data_'):
+            in_optics = l == 'data_optics'
+        elif in_optics and l.startswith('_'):
+            cols.append(l.split()[0][1:])
+        elif in_optics and l and not l.startswith('loop_'):
+            return float(l.split()[cols.index('rlnImagePixelSize')])
+
+def origin_errors(cols, rows, truth):
+    """RMS distance (Å) of the STAR's origins and of the refined ones from the true origins."""
+    x, y = cols.index('rlnOriginXAngst'), cols.index('rlnOriginYAngst')
+    sx, sy = cols.index('cryomotionShiftXAngst'), cols.index('cryomotionShiftYAngst')
+    before = after = 0.0
+    for r, t in zip(rows, truth):
+        dx = float(r[x]) - float(t['origin_x_angstrom']); dy = float(r[y]) - float(t['origin_y_angstrom'])
+        before += dx * dx + dy * dy
+        dx -= float(r[sx]); dy -= float(r[sy])
+        after += dx * dx + dy * dy
+    return math.sqrt(before / len(rows)), math.sqrt(after / len(rows))
 
 def ranks(v):
     order = sorted(range(len(v)), key=lambda i: v[i])
@@ -74,3 +98,7 @@ for h in ('1', '2'):
     r2 = [knn_r2(X, [float(truth[i][c]) for i in idx]) for c in coords]
     print(f"half {h}: |Spearman(PC1, {coords[0]})| = {abs(rho):.3f}; kNN R² " +
           ", ".join(f"{c} {v:.3f}" for c, v in zip(coords, r2)))
+if 'cryomotionShiftXAngst' in cols:
+    before, after = origin_errors(cols, rows, truth)
+    pixel = pixel_size(sys.argv[1])
+    print(f"origins off the truth: {before / pixel:.3f} px RMS in the STAR, {after / pixel:.3f} px refined")
