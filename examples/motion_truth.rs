@@ -18,8 +18,9 @@ use anyhow::{Context, bail};
 use cryomotion::io::atoms::read_atoms;
 use cryomotion::io::mrc::MrcReader;
 use cryomotion::io::relion::read_particles_star;
+use cryomotion::model::SILENT_AMPLITUDE;
 use cryomotion::ops::deformable_backprojection::{tile_motions, tiling};
-use cryomotion::ops::ground_truth::{DEAD_AMPLITUDE, TrueMotion, inverse_errors, motion_errors};
+use cryomotion::ops::ground_truth::{TrueMotion, inverse_errors, motion_errors};
 use cryomotion::ops::optimize_deformations::Layout;
 use cryomotion::ops::simulate::{AtomModes, Source};
 use cryomotion::training::{TrainedModel, table_fingerprint};
@@ -75,13 +76,13 @@ fn main() -> anyhow::Result<()> {
             e.particles
         );
         println!(
-            "half {}: moving domains weighted by amplitude (density): true motion {:.2} Å RMS, learnt error {:.2} Å (density-weighted ratio {:.2}); {} Gaussians without density (amplitude below {}× the median)",
+            "half {}: moving domains weighted by amplitude (density): true motion {:.2} Å RMS, learnt error {:.2} Å (density-weighted ratio {:.3}); {} Gaussians without density (amplitude below {}× the median)",
             half + 1,
             e.weighted_undeformed_moving,
             e.weighted_deformed_moving,
             e.weighted_deformed_moving / e.weighted_undeformed_moving,
             e.dead,
-            DEAD_AMPLITUDE
+            SILENT_AMPLITUDE
         );
         let e = inverse_errors(&trained, &truth, &tiles, &motions, pixel, half, &particles)?;
         println!(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::geometry::ScatteredField;
 use crate::linalg::symmetric_eigen;
+use crate::model::SILENT_AMPLITUDE;
 use crate::ops::deformable_backprojection::{TileMotions, Tiling};
 use crate::ops::simulate::Source;
 use crate::training::TrainedModel;
@@ -74,9 +75,6 @@ impl TrueMotion {
     }
 }
 
-/// Amplitude, as a fraction of the median, below which a Gaussian counts as without density.
-pub const DEAD_AMPLITUDE: f32 = 0.1;
-
 /// Learnt against true displacements at the consensus Gaussians of one half.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MotionErrors {
@@ -99,7 +97,7 @@ pub struct MotionErrors {
     pub varying_all: f64,
     /// Median over the Gaussians of their RMS error (Å): robust to a few strays.
     pub median_gaussian_error: f64,
-    /// Gaussians without density (amplitude below [`DEAD_AMPLITUDE`] of the median): the
+    /// Gaussians without density (amplitude below [`SILENT_AMPLITUDE`] of the median): the
     /// images do not see them, so the data says nothing of where the decoder moves them.
     pub dead: usize,
     /// RMS true displacement in the moving domains, each Gaussian weighted by its amplitude (Å).
@@ -191,7 +189,7 @@ pub fn motion_errors(
             let mut sorted = amplitudes.clone();
             sorted.sort_by(f32::total_cmp);
             let median = sorted.get(ng / 2).copied().unwrap_or(0.0);
-            amplitudes.iter().filter(|&&a| a < DEAD_AMPLITUDE * median).count()
+            amplitudes.iter().filter(|&&a| a < SILENT_AMPLITUDE * median).count()
         },
         weighted_undeformed_moving: weighted_rms(&true_sq, &weights, &moving, particles.len()),
         weighted_deformed_moving: weighted_rms(&error_sq, &weights, &moving, particles.len()),

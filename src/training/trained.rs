@@ -11,7 +11,7 @@ use super::step::{LatentGuess, LatentPrior, LatentRefinement, StepContext, Work,
 use super::trainer::{CheckpointHeader, read_checkpoint};
 use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
-use crate::model::{GaussianModel, RigidMotionRemover};
+use crate::model::{GaussianModel, RigidMotionRemover, SilentGaussians};
 use crate::nn::EncoderConfig;
 use crate::particles::ParticleTable;
 use crate::{Error, Result};
@@ -53,6 +53,8 @@ pub struct TrainedModel {
     pub reference: GaussianModel,
     /// Gaussians that may move (all when `None`).
     pub active: Option<Vec<bool>>,
+    /// Per half, the Gaussians without density and the live neighbours they move with.
+    pub silent: [SilentGaussians; 2],
     /// Latent means, particles × `latent`.
     pub latents: Vec<f32>,
     /// Half set (1 or 2) of each particle.
@@ -109,10 +111,16 @@ impl TrainedModel {
             .and_then(|v| v.parse::<u64>().ok())
             .map(f64::from_bits)
             .ok_or_else(|| Error::missing("checkpoint lacks 'box_length'"))?;
+        let active: Option<Vec<bool>> =
+            t.get("active", &[ng]).ok().map(|a| a.iter().map(|&v| v > 0.5).collect());
+        let silent = [&half1, &half2].map(|h| {
+            SilentGaussians::new(&h.consensus.positions, &h.consensus.amplitudes, active.as_deref())
+        });
         Ok(TrainedModel {
             halves: [half1, half2],
             reference,
-            active: t.get("active", &[ng]).ok().map(|a| a.iter().map(|&v| v > 0.5).collect()),
+            active,
+            silent,
             latents: t.get("particles.latent", &[particles, header.latent])?.to_vec(),
             particle_halves: header.halves.clone(),
             validation: t.get("particles.validation", &[particles])?.iter().map(|&v| v > 0.5).collect(),
@@ -158,7 +166,8 @@ impl TrainedModel {
     }
 
     /// Displacements in Å (rows × Ng × 3) of half `half`'s consensus Gaussians for the latents
-    /// `z` (rows × latent).
+    /// `z` (rows × latent); Gaussians without density move with their neighbours
+    /// ([`SilentGaussians`]).
     ///
     /// # Panics
     /// If `z` is not a whole number of latent vectors.
@@ -177,6 +186,7 @@ impl TrainedModel {
             if let Some(r) = &remover {
                 r.apply(out);
             }
+            self.silent[half].apply(out, ng);
         }
         let scale = self.box_length as f32;
         out.par_iter_mut().for_each(|d| *d *= scale);
