@@ -13,4 +13,4 @@ pub use anm::{NormalModes, anm_hessian, anm_modes};
 pub use elastic::{NeighbourGraph, elastic_loss, steadiest_edges};
 pub use gaussians::{FitOptions, FitReport, GaussianModel, otsu_threshold};
 pub use rigid_free::RigidMotionRemover;
-pub use silent::{SILENT_AMPLITUDE, SilentGaussians};
+pub use silent::{SILENT_AMPLITUDE, SilentGaussians, silent_threshold};

@@ -7,6 +7,13 @@
 /// Amplitude, as a fraction of the median, below which a Gaussian counts as without density.
 pub const SILENT_AMPLITUDE: f32 = 0.1;
 
+/// The amplitude below which a Gaussian of a model with these amplitudes is silent.
+pub fn silent_threshold(amplitudes: &[f32]) -> f32 {
+    let mut sorted = amplitudes.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    SILENT_AMPLITUDE * sorted.get(amplitudes.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Live neighbours whose displacements a silent Gaussian takes on.
 const NEIGHBOURS: usize = 8;
 
@@ -22,9 +29,7 @@ impl SilentGaussians {
     /// moved. The kernel's width is the mean distance to the neighbours used.
     pub fn new(positions: &[f32], amplitudes: &[f32], active: Option<&[bool]>) -> Self {
         let ng = amplitudes.len();
-        let mut sorted = amplitudes.to_vec();
-        sorted.sort_by(f32::total_cmp);
-        let threshold = SILENT_AMPLITUDE * sorted.get(ng / 2).copied().unwrap_or(0.0);
+        let threshold = silent_threshold(amplitudes);
         let live: Vec<usize> = (0..ng).filter(|&j| amplitudes[j] >= threshold).collect();
         let at = |i: usize| [positions[3 * i], positions[3 * i + 1], positions[3 * i + 2]];
         let mut targets = Vec::new();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::geometry::ScatteredField;
 use crate::linalg::symmetric_eigen;
-use crate::model::SILENT_AMPLITUDE;
+use crate::model::silent_threshold;
 use crate::ops::deformable_backprojection::{TileMotions, Tiling};
 use crate::ops::simulate::Source;
 use crate::training::TrainedModel;
@@ -97,7 +97,7 @@ pub struct MotionErrors {
     pub varying_all: f64,
     /// Median over the Gaussians of their RMS error (Å): robust to a few strays.
     pub median_gaussian_error: f64,
-    /// Gaussians without density (amplitude below [`SILENT_AMPLITUDE`] of the median): the
+    /// Gaussians without density (amplitude below [`crate::model::SILENT_AMPLITUDE`] of the median): the
     /// images do not see them, so the data says nothing of where the decoder moves them.
     pub dead: usize,
     /// RMS true displacement in the moving domains, each Gaussian weighted by its amplitude (Å).
@@ -186,10 +186,8 @@ pub fn motion_errors(
         },
         readout_moving: affine_readout_error(&z, &true_displacements, &moving, ng),
         dead: {
-            let mut sorted = amplitudes.clone();
-            sorted.sort_by(f32::total_cmp);
-            let median = sorted.get(ng / 2).copied().unwrap_or(0.0);
-            amplitudes.iter().filter(|&&a| a < SILENT_AMPLITUDE * median).count()
+            let threshold = silent_threshold(amplitudes);
+            amplitudes.iter().filter(|&&a| a < threshold).count()
         },
         weighted_undeformed_moving: weighted_rms(&true_sq, &weights, &moving, particles.len()),
         weighted_deformed_moving: weighted_rms(&error_sq, &weights, &moving, particles.len()),
