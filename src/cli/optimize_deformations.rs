@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use cryomotion::io::mrc::read_map;
 use cryomotion::io::relion::read_particles_star;
+use cryomotion::model::DEFAULT_SMOOTHING;
 use cryomotion::nn::DecoderConfig;
 use cryomotion::ops::optimize_deformations::{
     DeformationOptions, Layout, Monitor, Outcome, optimize_deformations,
@@ -119,6 +120,12 @@ pub struct Args {
     /// default: the second half of --n-epochs).
     #[arg(long)]
     decoder_refit_epochs: Option<usize>,
+    /// Width (Å) of the smoothing of the learnt displacements that the later commands use: each
+    /// Gaussian's displacement is a local linear fit to those around it, weighted by their
+    /// amplitude and a Gaussian of this standard deviation (0: only Gaussians without density
+    /// move with their neighbours).
+    #[arg(long, default_value_t = DEFAULT_SMOOTHING, value_name = "ANGSTROM")]
+    deformation_smoothing: f32,
     /// Epochs between consensus updates from the least-deformed particles (0: never).
     #[arg(long, default_value_t = 15)]
     consensus_update_interval: usize,
@@ -311,6 +318,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
         checkpoint: args.checkpoint_file.clone(),
         project_dir: args.project_dir.clone(),
         initial_model_path: Some(args.initial_model.clone()),
+        deformation_smoothing: args.deformation_smoothing.max(0.0),
     };
     let layout = Layout::new(&args.output_directory);
     std::fs::create_dir_all(&layout.dir).with_context(|| format!("creating {}", layout.dir.display()))?;

@@ -11,15 +11,15 @@ use crate::io::images::{ImagePaths, ParticleImages};
 use crate::io::mrc::{Map, Mode, write_volume};
 use crate::io::npy::{NpyArray, write_npy};
 use crate::io::relion::particles_to_star;
-use crate::model::{FitOptions, GaussianModel};
+use crate::model::{DEFAULT_SMOOTHING, FitOptions, GaussianModel};
 use crate::nn::DecoderConfig;
 use crate::ops::gaussian_model::{build, map_centre, model_atoms, write_outputs};
 use crate::ops::reconstruct::half_sets;
 use crate::particles::ParticleTable;
 use crate::plot::{LineChart, Series, image_grid};
 use crate::training::{
-    BatchProgress, ImageSource, Loader, ParticleSet, RunInputs, TrainOptions, Trainer, read_checkpoint,
-    table_fingerprint,
+    BatchProgress, ImageSource, Loader, ParticleSet, RunInputs, TrainOptions, TrainedModel, Trainer,
+    read_checkpoint, table_fingerprint,
 };
 use crate::{Error, Result};
 
@@ -56,6 +56,9 @@ pub struct DeformationOptions {
     pub project_dir: Option<PathBuf>,
     /// Path of the consensus map, recorded in checkpoints for the commands that follow.
     pub initial_model_path: Option<PathBuf>,
+    /// Width (Å) of the smoothing of the learnt displacements, recorded in checkpoints for the
+    /// commands that follow ([`crate::model::DisplacementSmoothing`]).
+    pub deformation_smoothing: f32,
 }
 
 impl Default for DeformationOptions {
@@ -76,6 +79,7 @@ impl Default for DeformationOptions {
             checkpoint: None,
             project_dir: None,
             initial_model_path: None,
+            deformation_smoothing: DEFAULT_SMOOTHING,
         }
     }
 }
@@ -281,7 +285,7 @@ pub fn optimize_deformations(
         monitor.message("no rlnRandomSubset column: half sets drawn at random (written to particles.star)");
     }
     write_log(&layout, &trainer)?;
-    let inputs = recorded_inputs(star, options);
+    let inputs = recorded_for_later(star, options);
     let per_epoch = trainer.set.len() - trainer.set.validation.iter().filter(|&&v| v).count();
     while !trainer.finished() {
         monitor.epoch_start(trainer.epoch, trainer.options.n_epochs, per_epoch);
@@ -350,11 +354,15 @@ fn refine_with_progress(
     })
 }
 
-/// The inputs a checkpoint records (absolute paths), so that later commands find them.
-fn recorded_inputs(star: &Path, options: &DeformationOptions) -> Vec<(String, String)> {
+/// What a checkpoint records for later commands: the inputs (absolute paths), so that they find
+/// them, and the width of the displacements' smoothing.
+fn recorded_for_later(star: &Path, options: &DeformationOptions) -> Vec<(String, String)> {
     let absolute =
         |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
-    let mut out = vec![(RunInputs::STAR.to_string(), absolute(star))];
+    let mut out = vec![
+        (RunInputs::STAR.to_string(), absolute(star)),
+        (TrainedModel::SMOOTHING.to_string(), options.deformation_smoothing.to_string()),
+    ];
     if let Some(map) = &options.initial_model_path {
         out.push((RunInputs::MAP.to_string(), absolute(map)));
     }

@@ -11,7 +11,7 @@ use super::step::{LatentGuess, LatentPrior, LatentRefinement, StepContext, Work,
 use super::trainer::{CheckpointHeader, read_checkpoint};
 use crate::imaging::half_plane_shells;
 use crate::io::weights::Tensors;
-use crate::model::{GaussianModel, RigidMotionRemover, SilentGaussians};
+use crate::model::{DEFAULT_SMOOTHING, DisplacementSmoothing, GaussianModel, RigidMotionRemover};
 use crate::nn::EncoderConfig;
 use crate::particles::ParticleTable;
 use crate::{Error, Result};
@@ -53,8 +53,8 @@ pub struct TrainedModel {
     pub reference: GaussianModel,
     /// Gaussians that may move (all when `None`).
     pub active: Option<Vec<bool>>,
-    /// Per half, the Gaussians without density and the live neighbours they move with.
-    pub silent: [SilentGaussians; 2],
+    /// Per half, the smoothing of the decoder's displacements.
+    pub smoothing: [DisplacementSmoothing; 2],
     /// Latent means, particles × `latent`.
     pub latents: Vec<f32>,
     /// Half set (1 or 2) of each particle.
@@ -79,6 +79,10 @@ pub struct TrainedModel {
 }
 
 impl TrainedModel {
+    /// Checkpoint key of the width (Å) of the displacements' smoothing (default
+    /// [`DEFAULT_SMOOTHING`] when absent).
+    pub const SMOOTHING: &'static str = "deformation_smoothing";
+
     /// Reads the checkpoint at `path`, which must belong to the particles with `fingerprint`.
     ///
     /// # Errors
@@ -113,14 +117,25 @@ impl TrainedModel {
             .ok_or_else(|| Error::missing("checkpoint lacks 'box_length'"))?;
         let active: Option<Vec<bool>> =
             t.get("active", &[ng]).ok().map(|a| a.iter().map(|&v| v > 0.5).collect());
-        let silent = [&half1, &half2].map(|h| {
-            SilentGaussians::new(&h.consensus.positions, &h.consensus.amplitudes, active.as_deref())
+        let width = match t.meta(Self::SMOOTHING) {
+            Some(w) => w
+                .parse()
+                .map_err(|_| Error::invalid(format!("'{}' is not a width in Å: {w}", Self::SMOOTHING)))?,
+            None => DEFAULT_SMOOTHING,
+        };
+        let smoothing = [&half1, &half2].map(|h| {
+            DisplacementSmoothing::new(
+                &h.consensus.positions,
+                &h.consensus.amplitudes,
+                active.as_deref(),
+                width,
+            )
         });
         Ok(TrainedModel {
             halves: [half1, half2],
             reference,
             active,
-            silent,
+            smoothing,
             latents: t.get("particles.latent", &[particles, header.latent])?.to_vec(),
             particle_halves: header.halves.clone(),
             validation: t.get("particles.validation", &[particles])?.iter().map(|&v| v > 0.5).collect(),
@@ -166,8 +181,7 @@ impl TrainedModel {
     }
 
     /// Displacements in Å (rows × Ng × 3) of half `half`'s consensus Gaussians for the latents
-    /// `z` (rows × latent); Gaussians without density move with their neighbours
-    /// ([`SilentGaussians`]).
+    /// `z` (rows × latent), smoothed ([`DisplacementSmoothing`]).
     ///
     /// # Panics
     /// If `z` is not a whole number of latent vectors.
@@ -186,7 +200,7 @@ impl TrainedModel {
             if let Some(r) = &remover {
                 r.apply(out);
             }
-            self.silent[half].apply(out, ng);
+            self.smoothing[half].apply(out, ng);
         }
         let scale = self.box_length as f32;
         out.par_iter_mut().for_each(|d| *d *= scale);
