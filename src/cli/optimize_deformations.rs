@@ -117,7 +117,7 @@ pub struct Args {
     shift_refinement_sigma: f32,
     /// The last epochs refit the decoder: each particle's latent is refined on its image, and
     /// the decoder trains on these instead of the encoder's noisy ones (0: never, as DynaMight;
-    /// default: the second half of --n-epochs).
+    /// default: three fifths of --n-epochs, 30 of 50).
     #[arg(long)]
     decoder_refit_epochs: Option<usize>,
     /// Width (Å) of the smoothing of the learnt displacements that the later commands use: each
@@ -294,7 +294,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
                     .then(|| ShiftRefinement::new(args.shift_refinement_sigma)),
             },
             decoder_refit_epochs: if args.latent_refinement_steps > 0 {
-                args.decoder_refit_epochs.unwrap_or(args.n_epochs / 2)
+                args.decoder_refit_epochs.unwrap_or(args.n_epochs * 3 / 5)
             } else {
                 0
             },

@@ -137,7 +137,7 @@ impl Default for TrainOptions {
             rates: LearningRates::default(),
             seed: 0,
             latent_refinement: LatentRefinement::default(),
-            decoder_refit_epochs: 25,
+            decoder_refit_epochs: 30,
         }
     }
 }
