@@ -418,4 +418,8 @@ fn bad_inputs_are_named() {
         let e = err(&args);
         assert!(e.contains("--shift-refinement-sigma"), "{e}");
     }
+    let mut args = train_args(&s, &m, &out, "1");
+    args.push("--deformation-smoothing=-5");
+    let e = err(&args);
+    assert!(e.contains("--deformation-smoothing"), "{e}");
 }

@@ -258,6 +258,10 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
     if !(sigma.is_finite() && sigma >= 0.0) {
         bail!("--shift-refinement-sigma must be 0 (off) or a positive width in Å, got {sigma}");
     }
+    let smoothing = args.deformation_smoothing;
+    if !(smoothing.is_finite() && smoothing >= 0.0) {
+        bail!("--deformation-smoothing must be 0 (off) or a positive width in Å, got {smoothing}");
+    }
     if sigma > 0.0 && args.latent_refinement_steps == 0 {
         bail!("--shift-refinement-sigma needs the per-image refinement: --latent-refinement-steps is 0");
     }
@@ -318,7 +322,7 @@ fn train(args: &Args) -> anyhow::Result<Outcome> {
         checkpoint: args.checkpoint_file.clone(),
         project_dir: args.project_dir.clone(),
         initial_model_path: Some(args.initial_model.clone()),
-        deformation_smoothing: args.deformation_smoothing.max(0.0),
+        deformation_smoothing: args.deformation_smoothing,
     };
     let layout = Layout::new(&args.output_directory);
     std::fs::create_dir_all(&layout.dir).with_context(|| format!("creating {}", layout.dir.display()))?;
