@@ -71,6 +71,12 @@ impl DisplacementSmoothing {
                     < STRAY_NEIGHBOURS
         };
         let live: Vec<usize> = dense.par_iter().copied().filter(|&j| !stray(j)).collect();
+        // amplitude × a Gaussian of distance, for each neighbour (squared distance, index)
+        let kernel = |near: &[(f32, usize)], width_sq: f64| -> Vec<f64> {
+            near.iter()
+                .map(|&(d, j)| f64::from(amplitudes[j]) * (-f64::from(d) / (2.0 * width_sq)).exp())
+                .collect()
+        };
         let changed: Vec<usize> =
             (0..ng).filter(|&i| may_move(i) && (width > 0.0 || amplitudes[i] < threshold)).collect();
         let rows = changed
@@ -86,23 +92,15 @@ impl DisplacementSmoothing {
                 let weights = if width > 0.0 {
                     let within = near.iter().take_while(|(d, _)| *d <= 4.0 * width * width).count();
                     near.truncate(within.max(MIN_NEIGHBOURS));
-                    let kernel: Vec<f64> = near
-                        .iter()
-                        .map(|&(d, j)| f64::from(amplitudes[j]) * f64::from(-d / (2.0 * width * width)).exp())
-                        .collect();
                     let offsets: Vec<[f64; 3]> = near
                         .iter()
                         .map(|&(_, j)| std::array::from_fn(|k| f64::from(at(j)[k] - p[k])))
                         .collect();
-                    local_linear_weights(&offsets, &kernel)?
+                    local_linear_weights(&offsets, &kernel(&near, f64::from(width * width)))?
                 } else {
                     near.truncate(SILENT_NEIGHBOURS);
                     let mean = near.iter().map(|(d, _)| d.sqrt()).sum::<f32>() / near.len().max(1) as f32;
-                    let width_sq = f64::from(mean * mean).max(1e-12);
-                    let kernel: Vec<f64> = near
-                        .iter()
-                        .map(|&(d, j)| f64::from(amplitudes[j]) * (-f64::from(d) / (2.0 * width_sq)).exp())
-                        .collect();
+                    let kernel = kernel(&near, f64::from(mean * mean).max(1e-12));
                     let total: f64 = kernel.iter().sum();
                     (total > 0.0).then(|| kernel.iter().map(|w| w / total).collect())?
                 };
